@@ -1,0 +1,8 @@
+from django.urls import include, path
+
+from recur.api.urls import api
+
+urlpatterns = [
+    path("api/v1/", api.urls),
+    path("", include("recur.web.urls")),
+]

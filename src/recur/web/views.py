@@ -1,0 +1,145 @@
+"""Seller pages. Thin: they read records and call services."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
+
+from recur.core import records
+from recur.core.auth import create_user
+from recur.core.errors import ServiceError
+from recur.core.models import User
+from recur.crm.models import Company, Contact, Deal, Product
+
+PAGE = 50
+
+
+class SetupForm(forms.Form):
+    name = forms.CharField(label=_("Your name"), max_length=200)
+    email = forms.EmailField(label=_("E-mail"))
+    password = forms.CharField(label=_("Password"), widget=forms.PasswordInput, min_length=8)
+    password2 = forms.CharField(label=_("Password again"), widget=forms.PasswordInput)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password") and data.get("password") != data.get("password2"):
+            self.add_error("password2", _("The passwords differ."))
+        return data
+
+
+def setup(request):
+    """One-time page that creates the first super admin, as self-hosted tools do."""
+    if User.objects.exists():
+        return redirect("login")
+    form = SetupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():
+                if User.objects.select_for_update().exists():
+                    return redirect("login")
+                user = create_user(
+                    form.cleaned_data["email"], form.cleaned_data["password"], super_admin=True,
+                    name=form.cleaned_data["name"], language=request.LANGUAGE_CODE or "en",
+                )
+        except ServiceError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message.split(": ", 1)[-1])
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect("home")
+    return render(request, "web/setup.html", {"form": form})
+
+
+@require_POST
+def set_language(request):
+    lang = request.POST.get("language", "en")
+    if lang not in ("en", "nl"):
+        lang = "en"
+    if request.user.is_authenticated:
+        User.objects.filter(pk=request.user.pk).update(language=lang)
+    nxt = request.POST.get("next") or "/"
+    if not url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
+        nxt = "/"
+    response = HttpResponseRedirect(nxt)
+    response.set_cookie("django_language", lang, max_age=365 * 24 * 3600, samesite="Lax")
+    return response
+
+
+@login_required
+def home(request):
+    return render(request, "web/home.html", {
+        "counts": {
+            "contacts": Contact.objects.count(), "companies": Company.objects.count(),
+            "deals": Deal.objects.count(), "products": Product.objects.count(),
+        }
+    })
+
+
+def _page(request, qs):
+    """Keyset paging on the primary key: stays fast however many rows there are."""
+    after = request.GET.get("after")
+    if after and after.isdigit():
+        qs = qs.filter(pk__gt=int(after))
+    rows = list(qs.order_by("pk")[: PAGE + 1])
+    return rows[:PAGE], (rows[PAGE - 1].pk if len(rows) > PAGE else None)
+
+
+def _record_page(request, record_type, pk, template, extra=None):
+    try:
+        obj = records.get_record(record_type, pk)
+    except ServiceError:
+        raise Http404 from None
+    assoc = {}
+    for t in ("contact", "company", "deal", "quote"):
+        if t != record_type:
+            assoc[t] = records.associated(obj, t)
+    return render(request, template, {
+        "obj": obj, "history": records.history(record_type, pk).order_by("-at", "-id"), "assoc": assoc, **(extra or {}),
+    })
+
+
+@login_required
+def contact_list(request):
+    q = request.GET.get("q", "").strip()
+    qs = Contact.objects.filter(name__icontains=q) if q else Contact.objects.all()
+    rows, nxt = _page(request, qs)
+    return render(request, "web/contact_list.html", {"rows": rows, "next": nxt, "q": q, "total": qs.count()})
+
+
+@login_required
+def contact_detail(request, pk):
+    return _record_page(request, "contact", pk, "web/contact_detail.html")
+
+
+@login_required
+def company_list(request):
+    rows, nxt = _page(request, Company.objects.all())
+    return render(request, "web/company_list.html", {"rows": rows, "next": nxt, "total": Company.objects.count()})
+
+
+@login_required
+def company_detail(request, pk):
+    return _record_page(request, "company", pk, "web/company_detail.html")
+
+
+@login_required
+def deal_list(request):
+    rows, nxt = _page(request, Deal.objects.all())
+    return render(request, "web/deal_list.html", {"rows": rows, "next": nxt, "total": Deal.objects.count()})
+
+
+@login_required
+def deal_detail(request, pk):
+    return _record_page(request, "deal", pk, "web/deal_detail.html")
+
+
+@login_required
+def product_list(request):
+    rows, nxt = _page(request, Product.objects.all())
+    return render(request, "web/product_list.html", {"rows": rows, "next": nxt, "total": Product.objects.count()})

@@ -1,0 +1,60 @@
+import json
+
+import pytest
+from django.test import Client
+
+from recur.core.auth import create_token, create_user
+
+
+@pytest.fixture
+def admin(db):
+    return create_user("admin@example.com", "correct-horse-9", super_admin=True, name="Ada Admin")
+
+
+class Api:
+    """A JSON client for /api/v1 with a bearer token."""
+
+    def __init__(self, token: str):
+        self.client = Client()
+        self.token = token
+
+    def _headers(self, extra):
+        h = {"HTTP_AUTHORIZATION": f"Bearer {self.token}"} if self.token else {}
+        for k, v in (extra or {}).items():
+            h["HTTP_" + k.upper().replace("-", "_")] = v
+        return h
+
+    def get(self, path, **params):
+        return self.client.get("/api/v1" + path, params, **self._headers(None))
+
+    def post(self, path, body=None, headers=None, raw=None):
+        data = raw if raw is not None else json.dumps(body or {})
+        return self.client.post("/api/v1" + path, data, content_type="application/json", **self._headers(headers))
+
+    def patch(self, path, body):
+        return self.client.patch("/api/v1" + path, json.dumps(body), content_type="application/json",
+                                 **self._headers(None))
+
+    def delete(self, path):
+        return self.client.delete("/api/v1" + path, **self._headers(None))
+
+
+@pytest.fixture
+def api(admin):
+    _, raw = create_token(admin, "tests")
+    return Api(raw)
+
+
+@pytest.fixture
+def api_for(admin):
+    def make(scopes):
+        _, raw = create_token(admin, "scoped", scopes)
+        return Api(raw)
+
+    return make
+
+
+def pytest_report_header(config):
+    from django.db import connection
+
+    return f"recur database: {connection.vendor}"
