@@ -55,6 +55,10 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "recur.core",
     "recur.crm",
+    "recur.payments",
+    "recur.notifications",
+    "recur.subscriptions",
+    "recur.billing",
     "recur.web",
 ]
 

@@ -1,0 +1,105 @@
+"""The one processor interface (R-PAY-3). The billing engine talks to this and
+never knows which processor is behind it.
+
+Rules every implementation keeps:
+- ``charge_many`` is called only after the caller committed a payment-attempt
+  row carrying ``idempotency_key``; the caller records the results in a second
+  transaction. A crash in between is resolved with ``lookup(key)``.
+- The same idempotency key never moves money twice, even when the processor
+  itself does not dedupe keys (the implementation looks the key up first).
+- Amounts are integer minor units with an ISO 4217 currency.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, Protocol
+
+ChargeStatus = Literal["succeeded", "failed", "pending"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ChargeRequest:
+    idempotency_key: str
+    payment_method_ref: str  # processor token of a saved payment method
+    customer_ref: str  # processor customer id ("" when the processor has none)
+    amount: int
+    currency: str
+    description: str = ""
+    metadata: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class ChargeResult:
+    idempotency_key: str
+    status: ChargeStatus
+    charge_ref: str = ""  # processor id of the charge, for refunds and look-ups
+    failure_code: str = ""  # e.g. card_declined, insufficient_funds, processing_error
+    failure_message: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class RefundResult:
+    idempotency_key: str
+    status: Literal["succeeded", "failed", "pending"]
+    refund_ref: str = ""
+    failure_message: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedMethod:
+    """What may be kept about a payment method: never a full number or CVC."""
+
+    type: Literal["card", "bank_account"]
+    processor_ref: str
+    brand: str = ""
+    last4: str = ""
+    exp_month: int | None = None
+    exp_year: int | None = None
+    fingerprint: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class AsyncEvent:
+    """An outcome that arrives later (a bank debit settling or failing)."""
+
+    event_id: str
+    idempotency_key: str
+    status: ChargeStatus
+    charge_ref: str = ""
+    failure_code: str = ""
+    failure_message: str = ""
+
+
+class Processor(Protocol):
+    name: str
+
+    def ensure_customer(self, contact) -> str:
+        """The processor's customer id for a contact (created when missing)."""
+
+    def save_payment_method(self, customer_ref: str, details: dict) -> SavedMethod:
+        """Tokenize and attach card or bank details; raises ValidationFailed naming the field."""
+
+    def charge_many(self, requests: list[ChargeRequest]) -> list[ChargeResult]:
+        """Charge off-session, one result per request, in order."""
+
+    def lookup(self, idempotency_key: str) -> ChargeResult | None:
+        """The outcome of an earlier charge with this key, or None if none was made."""
+
+    def refund(self, charge_ref: str, amount: int, currency: str, idempotency_key: str) -> RefundResult:
+        """Refund part or all of a succeeded charge."""
+
+    def poll_events(self) -> list[AsyncEvent]:
+        """Asynchronous outcomes that are due now (the built-in processor's bank debits)."""
+
+
+def get_processor() -> Processor:
+    from django.conf import settings
+
+    if settings.RECUR_PROCESSOR == "stripe":
+        from recur.payments.stripe import StripeProcessor
+
+        return StripeProcessor()
+    from recur.payments.builtin import BuiltinProcessor
+
+    return BuiltinProcessor()
