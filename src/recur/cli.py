@@ -51,6 +51,33 @@ def cmd_worker(args) -> int:
     return 0
 
 
+def cmd_bill(args) -> int:
+    _django()
+    import datetime as dt
+
+    from django.conf import settings
+
+    from recur.billing import engine
+    from recur.core import clock
+
+    if args.until:
+        try:
+            until = dt.date.fromisoformat(args.until)
+        except ValueError:
+            print(f"error: --until: {args.until!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
+            return 2
+        if until > clock.today() and not settings.RECUR_TEST_MODE:
+            print("error: --until: a future date needs test mode (RECUR_TEST_MODE=1)", file=sys.stderr)
+            return 2
+        summary = engine.run_until(until) if until > clock.today() else engine.run(until)
+    else:
+        summary = engine.run()
+    print(f"Billed up to {clock.today()}: {summary.charged} charged, {summary.failed} failed, "
+          f"{summary.pending} pending, {summary.invoices_issued} invoices issued, "
+          f"{summary.emails_queued} e-mails queued, {summary.expired} expired, {summary.canceled} canceled")
+    return 0
+
+
 def cmd_user_create(args) -> int:
     _django()
     from recur.core.auth import create_user
@@ -123,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--interval", type=float, default=float(os.environ.get("RECUR_WORKER_INTERVAL", "10")))
     w.add_argument("--once", action="store_true", help="run every job once and exit")
     w.set_defaults(func=cmd_worker)
+
+    b = sub.add_parser("bill", help="bill everything due up to now (or --until DATE in test mode)")
+    b.add_argument("--until", help="YYYY-MM-DD; a future date moves the simulated clock (test mode only)")
+    b.set_defaults(func=cmd_bill)
 
     u = sub.add_parser("user", help="manage logins")
     usub = u.add_subparsers(dest="user_command", required=True)

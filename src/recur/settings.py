@@ -154,4 +154,12 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"recur": {"handlers": ["console"], "level": os.environ.get("RECUR_LOG_LEVEL", "INFO")}},
 }
-RECUR_WORKER_JOBS: list[str] = []
+# --- billing ----------------------------------------------------------------
+RECUR_WORKER_JOBS: list[str] = ["recur.billing.engine.tick"]
+# Dunning (R-BILL-6): retry a failed charge this many days after each failure; then
+# "stay_past_due" or "cancel".
+RECUR_DUNNING_RETRY_DAYS = [int(d) for d in os.environ.get("RECUR_DUNNING_RETRY_DAYS", "3,5,7").split(",") if d.strip()]
+RECUR_DUNNING_FINAL_ACTION = os.environ.get("RECUR_DUNNING_FINAL_ACTION", "stay_past_due")
+# An attempt left "started" this long (a crash between charging and recording) is settled again.
+RECUR_RECOVERY_GRACE_SECONDS = float(os.environ.get("RECUR_RECOVERY_GRACE_SECONDS", "60"))
+RECUR_MAX_BACKDATE_DAYS = int(os.environ.get("RECUR_MAX_BACKDATE_DAYS", "31"))

@@ -111,9 +111,10 @@ def update(obj: Record, actor, fields: dict[str, Any]) -> Record:
     full_clean(obj)
     after = snapshot(obj)
     changes = {k: [before[k], after[k]] for k in after if before.get(k) != after[k]}
-    if changes:
+    if fields:
         obj.updated_at = clock.now()
         obj.save()
+    if changes:
         log(obj, None, actor, "updated", changes)
     return obj
 

@@ -1,0 +1,169 @@
+"""Invoices, payments and refunds outside the billing run (R-MAN-1, R-MAN-2, R-MAN-5, R-KIND-2).
+
+Refunds never exceed what was captured (money safety rule 5); the processor
+is asked with an idempotency key derived from the refund row, which is
+committed first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from django.db import transaction
+from django.db.models import F
+
+from recur.billing.models import BillingCycle, Invoice, InvoiceLine, Payment, PaymentAttempt, Refund
+from recur.core import clock, records
+from recur.core.errors import Conflict, ValidationFailed
+from recur.payments.processor import get_processor
+
+
+def refundable(payment: Payment) -> int:
+    if payment.status not in ("succeeded", "partially_refunded"):
+        return 0
+    return payment.amount - payment.refunded_amount
+
+
+@transaction.atomic
+def refund_payment(actor, payment: Payment, amount: int | None = None, reason: str = "") -> Refund:
+    """Refund part or all of a payment (R-MAN-5)."""
+    payment = Payment.objects.select_for_update().get(pk=payment.pk)
+    available = refundable(payment)
+    amount = available if amount is None else amount
+    if amount <= 0:
+        raise ValidationFailed("amount: a refund must be more than zero", field="amount")
+    if amount > available:
+        raise ValidationFailed(f"amount: at most {available} (minor units) of this payment can still be refunded",
+                               field="amount")
+    refund = records.create(Refund, actor, {
+        "payment": payment, "amount": amount, "currency": payment.currency, "reason": reason[:200],
+        "status": "pending", "idempotency_key": f"rf-{payment.pk}-{uuid.uuid4().hex[:16]}",
+    })
+    if payment.charge_ref:
+        result = get_processor().refund(payment.charge_ref, amount, payment.currency, refund.idempotency_key)
+        if result.status == "failed":
+            raise Conflict(f"amount: the processor refused the refund: {result.failure_message}", field="amount",
+                           code="refund_failed")
+        refund.refund_ref = result.refund_ref
+    refund.status = "succeeded"
+    refund.save(update_fields=["status", "refund_ref"])
+    refunded = payment.refunded_amount + amount
+    records.update(payment, actor, {"refunded_amount": refunded,
+                                    "status": "refunded" if refunded >= payment.amount else "partially_refunded"})
+    if payment.subscription_id:
+        from recur.subscriptions.models import Subscription
+
+        Subscription.objects.filter(pk=payment.subscription_id).update(total_paid=F("total_paid") - amount)
+    return refund
+
+
+def refund_period(actor, sub, period_start: dt.date, amount: int, reason: str = "") -> int:
+    """Refund ``amount`` across the succeeded payments of one period, newest first."""
+    left = amount
+    for p in Payment.objects.filter(subscription=sub, period_start=period_start,
+                                    status__in=("succeeded", "partially_refunded")).order_by("-pk"):
+        part = min(left, refundable(p))
+        if part > 0:
+            refund_payment(actor, p, part, reason)
+            left -= part
+        if left == 0:
+            break
+    return amount - left
+
+
+@transaction.atomic
+def record_manual_payment(actor, invoice: Invoice, amount: int, *, paid_on: dt.date | None = None,
+                          method: str = "bank_transfer", reference: str = "") -> Payment:
+    """A payment the seller received outside the processor (bank transfer, cash, cheque)."""
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.status not in ("open",):
+        raise Conflict(f"status: invoice {invoice.number} is {invoice.status}; only open invoices take payments",
+                       field="status", code="invoice_not_open")
+    if method not in dict(Payment.METHODS):
+        raise ValidationFailed(f"method: must be one of {', '.join(dict(Payment.METHODS))}", field="method")
+    if amount <= 0:
+        raise ValidationFailed("amount: must be more than zero", field="amount")
+    if amount > invoice.amount_due:
+        raise ValidationFailed(f"amount: the invoice has {invoice.amount_due} (minor units) left to pay",
+                               field="amount")
+    paid_on = paid_on or clock.today()
+    if paid_on > clock.today():
+        raise ValidationFailed("paid_on: cannot be in the future", field="paid_on")
+    cycle = invoice.cycle
+    payment = records.create(Payment, actor, {
+        "subscription_id": invoice.subscription_id, "invoice": invoice, "contact_id": invoice.contact_id,
+        "amount": amount, "currency": invoice.currency, "status": "succeeded", "method": method,
+        "reference": reference[:200], "paid_on": paid_on,
+        "period_start": cycle.period_start if cycle else None, "period_end": cycle.period_end if cycle else None,
+    })
+    settle_invoice_payment(invoice, amount, payment)
+    return payment
+
+
+def settle_invoice_payment(invoice: Invoice, amount: int, payment: Payment) -> None:
+    """Apply a succeeded payment to an invoice; a fully paid invoice may make its subscription active again."""
+    from recur.subscriptions.models import Subscription
+
+    now = clock.now()
+    paid = invoice.amount_paid + amount
+    full = paid >= invoice.total
+    records.update(invoice, None, {"amount_paid": paid, "status": "paid" if full else "open",
+                                   "paid_at": now if full else None})
+    if not full:
+        return
+    if invoice.cycle_id:
+        BillingCycle.objects.filter(pk=invoice.cycle_id).update(status="paid", next_retry_on=None)
+    if invoice.subscription_id:
+        sub = Subscription.objects.select_for_update().get(pk=invoice.subscription_id)
+        sub.payments_made += 1
+        sub.total_paid += paid
+        sub.last_payment_date = payment.paid_on
+        fields = {"payments_made": sub.payments_made, "total_paid": sub.total_paid,
+                  "last_payment_date": sub.last_payment_date}
+        if sub.status == "past_due" and not _still_past_due(sub):
+            fields["status"] = "active"
+        Subscription.objects.filter(pk=sub.pk).update(**fields, updated_at=now)
+        if fields.get("status"):
+            records.log(sub, None, None, "updated", {"status": ["past_due", "active"]})
+
+
+def _still_past_due(sub) -> bool:
+    today = clock.today()
+    return (BillingCycle.objects.filter(subscription=sub, status="failed").exists()
+            or Invoice.objects.filter(subscription=sub, status="open", collection="manual", due_date__lt=today).exists())
+
+
+@transaction.atomic
+def apply_proration(actor, sub, preview) -> Invoice | int | None:
+    """Bill (net > 0: a one-off invoice, charged if automatic) or credit (net < 0: a refund of the
+    current period's payment, never more than was paid) a mid-period change (R-MAN-1)."""
+    if preview is None or preview.net == 0:
+        return None
+    if preview.net < 0:
+        from recur.subscriptions.services import current_period
+
+        _, start, _ = current_period(sub)
+        return refund_period(actor, sub, start, -preview.net, reason="Proration credit")
+    from recur.billing.engine import _allocate_numbers
+
+    today = clock.today()
+    number = _allocate_numbers({today.year: 1})[today.year][0]
+    inv = records.create(Invoice, actor, {
+        "number": number, "subscription": sub, "contact_id": sub.contact_id, "status": "open", "issue_date": today,
+        "due_date": today, "payment_terms": sub.payment_terms, "collection": sub.collection,
+        "accept_online_payments": sub.accept_online_payments, "currency": sub.currency, "subtotal": preview.net,
+        "tax": 0, "total": preview.net, "billing_address": sub.billing_address,
+    })
+    InvoiceLine.objects.create(invoice=inv, name=f"Proration: {sub.name}", quantity=1, unit_price=preview.net,
+                               total=preview.net, period_start=today)
+    if sub.collection == "auto_charge" and sub.payment_method_id:
+        attempt = PaymentAttempt.objects.create(
+            invoice=inv, attempt_no=1, idempotency_key=f"rc-prorate-{inv.pk}-1", payment_method_id=sub.payment_method_id,
+            amount=inv.total, currency=inv.currency, created_at=clock.now())
+        from recur.billing import engine
+
+        # Charged once this transaction has committed (money safety rule 2); a crash before that
+        # leaves the attempt "started" for the next run's recovery.
+        transaction.on_commit(lambda: engine.charge_attempts([attempt.pk]))
+    return inv

@@ -1,0 +1,51 @@
+import datetime as dt
+
+import pytest
+
+from recur.core import clock
+from recur.crm import services as crm
+from recur.payments import services as payments
+
+CARDS = {
+    "ok": "4242424242424242",
+    "declined": "4000000000000002",
+    "insufficient": "4000000000009995",
+    "fail_charges": "4000000000000341",
+}
+
+
+@pytest.fixture
+def on():
+    """Pin the clock to a date (9:00 in the account's time zone)."""
+    stack = []
+
+    def move(day: dt.date):
+        if stack:
+            stack.pop().__exit__(None, None, None)
+        cm = clock.freeze(day)
+        cm.__enter__()
+        stack.append(cm)
+
+    yield move
+    if stack:
+        stack.pop().__exit__(None, None, None)
+
+
+@pytest.fixture
+def buyer(admin):
+    def make(card="ok", email="anna@example.nl", language="nl"):
+        contact = crm.create_contact(admin, {"name": "Anna de Vries", "email": email, "language": language})
+        pm = None
+        if card:
+            pm = payments.add_payment_method(admin, contact, {
+                "type": "card", "card": {"number": CARDS[card], "exp_month": 12, "exp_year": 2035, "cvc": "123"}})
+        return contact, pm
+
+    return make
+
+
+def item(**kw):
+    base = {"name": "Support plan", "unit_price": {"amount": "49.00", "currency": "EUR"}, "quantity": 1,
+            "billing_frequency": "monthly"}
+    base.update(kw)
+    return base
