@@ -1,0 +1,416 @@
+"""E-mail notifications through the outbox (R-SIGN-1, R-BILL-2..6, R-MAN-2, R-EXP-7, R-ALL-3, R-ALL-5).
+
+Queueing — ``queue_email``, ``queue_many`` and ``notify_admins`` only write
+outbox rows, in the caller's transaction (DESIGN rule 4): the e-mail exists if
+and only if the change that caused it was committed. Nothing is rendered or
+sent there. A ``dedupe_key`` (unique) makes queueing idempotent, e.g.
+``"receipt:payment:123"``. Buyer kinds the account switched off
+(``AccountSettings.buyer_emails_enabled``) are not queued.
+
+Context — plain JSON values only (date, datetime and Decimal are converted to
+strings on queueing; anything else that JSON cannot hold is refused):
+
+- money: ``{"amount_minor": 1250, "currency": "EUR"}`` (build it with :func:`money`);
+- dates ``"YYYY-MM-DD"``; datetimes ISO 8601 with offset (shown as a date in
+  the account's time zone);
+- ``payment_method``: ``{"type": "card" | "bank_account", "brand": "visa", "last4": "4242"}``;
+- ``attachments`` (any kind): ``[{"filename", "path", "mimetype"}]``, ``path``
+  absolute or relative to the default file storage; read at delivery.
+
+The keys each kind needs are in :data:`CONTEXT_KEYS` (required, optional).
+Amounts and dates are formatted with Babel in the recipient's language; texts
+come from ``templates/notifications/<kind>{_subject.txt,.txt,.html}`` rendered
+under ``translation.override(message.language)`` (R-ALL-3).
+
+Delivery — ``deliver_due`` is a worker job. It claims due rows (``SELECT …
+FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite serializes writers) and marks
+them ``sending`` with a 10-minute claim, sends each through Django's SMTP
+backend with the stored Message-ID, then marks it ``sent``. SMTP errors put
+the row back in the queue with exponential backoff (1, 2, 4 … minutes, at
+most an hour); after ``MAX_ATTEMPTS`` it is ``failed``. A row left ``sending``
+by a crashed worker is taken again once its claim expires. That re-sends a
+message only if the crash came after the SMTP server accepted it and before
+the row was marked sent (SMTP has no idempotency); such a duplicate carries
+the same Message-ID, by which receivers can drop it.
+
+Without ``EMAIL_URL`` the outbox is the delivery ("outbox only", R-ALL-5):
+due rows are marked sent without SMTP and can be read on the outbox page.
+``EMAIL_URL``: ``smtp://user:pass@host:port`` (plain, port 25),
+``smtp+tls://`` or ``smtp://…?starttls=1`` (STARTTLS, port 587),
+``smtp+ssl://`` or ``smtps://`` (implicit TLS, port 465); user and password
+percent-encoded; ``?timeout=`` seconds (default 10).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import re
+import smtplib
+from dataclasses import dataclass
+from email.utils import formataddr, format_datetime, make_msgid, parseaddr
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.files.storage import default_storage
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.template.loader import render_to_string
+from django.utils import translation
+
+from recur.core import clock
+from recur.core.errors import ValidationFailed, from_django_validation
+from recur.core.models import User
+from recur.notifications.models import (
+    ADMIN_KINDS,
+    BUYER_KINDS,
+    EMAIL_LANGUAGES,
+    KINDS,
+    AccountSettings,
+    NotificationSetting,
+    OutboxMessage,
+)
+
+log = logging.getLogger("recur.notifications")
+
+MAX_ATTEMPTS = 20
+CLAIM = dt.timedelta(minutes=10)
+MAX_BACKOFF = dt.timedelta(hours=1)
+
+#: kind → (required context keys, optional context keys)
+CONTEXT_KEYS: dict[str, tuple[set[str], set[str]]] = {
+    "payment_receipt": ({"subscription_name", "amount", "paid_on"},
+                        {"period_start", "period_end", "payment_method", "reference"}),
+    "seller_receipt": ({"subscription_name", "customer_name", "amount", "paid_on"},
+                       {"customer_email", "period_start", "period_end", "payment_method", "url"}),
+    "invoice_issued": ({"invoice_number", "total", "issue_date"},
+                       {"due_date", "pay_url", "subscription_name", "attachments"}),
+    "payment_reminder": ({"subscription_name", "amount", "payment_date"}, {"payment_method", "update_url"}),
+    "payment_failed": ({"subscription_name", "amount", "failed_on", "update_url"}, {"reason", "next_retry_on"}),
+    "admin_payment_succeeded": ({"subscription_name", "customer_name", "amount", "paid_on"},
+                                {"payment_method", "url"}),
+    "admin_payment_failed": ({"subscription_name", "customer_name", "amount", "failed_on"},
+                             {"reason", "next_retry_on", "url"}),
+    "subscription_canceled": ({"subscription_name", "mode", "canceled_on"}, {"ends_on", "refund"}),
+    "export_ready": ({"download_url", "expires_on"}, {"file_name", "row_count"}),
+}
+
+
+def money(minor: int, currency: str) -> dict:
+    """The context form of an amount: ``{"amount_minor": 1250, "currency": "EUR"}``."""
+    return {"amount_minor": int(minor), "currency": currency}
+
+
+# --- queueing ----------------------------------------------------------------
+
+def account_settings() -> AccountSettings:
+    """The account's settings, without writing a row when there is none yet."""
+    return AccountSettings.objects.filter(pk=1).first() or AccountSettings(pk=1)
+
+
+def sender(account: AccountSettings) -> tuple[str, str]:
+    """(display name, address) of the From header."""
+    name, address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+    return account.sender_name or name or "Recur", account.sender_email or address
+
+
+def _row(account: AccountSettings, domain: str, now: dt.datetime, kind: str, to_email: str, *, to_name: str = "",
+         language: str = "en", context: dict, record: tuple[str, int] | None = None,
+         dedupe_key: str | None = None) -> OutboxMessage | None:
+    if kind not in KINDS:
+        raise ValueError(f"kind: unknown e-mail kind {kind!r}; known: {', '.join(KINDS)}")
+    if not to_email or "@" not in to_email:
+        raise ValueError(f"to_email: {to_email!r} is not an e-mail address")
+    missing = CONTEXT_KEYS[kind][0] - context.keys()
+    if missing:
+        raise ValueError(f"context: {kind} needs {', '.join(sorted(missing))}")
+    if kind in BUYER_KINDS and kind not in account.buyer_emails_enabled:
+        return None
+    return OutboxMessage(
+        kind=kind, to_email=to_email.strip(), to_name=to_name or "",
+        language=language if language in EMAIL_LANGUAGES else "en",
+        context=json.loads(json.dumps(context, cls=DjangoJSONEncoder)),
+        record_type=record[0] if record else "", record_id=record[1] if record else None,
+        dedupe_key=dedupe_key or None, status=OutboxMessage.QUEUED, next_attempt_at=now, created_at=now,
+        message_id=make_msgid(domain=domain),
+    )
+
+
+def _prepare(messages: list[dict]) -> list[OutboxMessage]:
+    account, now = account_settings(), clock.now()
+    domain = sender(account)[1].rpartition("@")[2] or "localhost"
+    rows = [_row(account, domain, now, **m) for m in messages]
+    return [r for r in rows if r is not None]
+
+
+def queue_email(kind: str, to_email: str, *, to_name: str = "", language: str = "en", context: dict,
+                record: tuple[str, int] | None = None, dedupe_key: str | None = None) -> OutboxMessage | None:
+    """Queue one e-mail in the caller's transaction; None if the dedupe_key exists or the kind is off."""
+    rows = _prepare([dict(kind=kind, to_email=to_email, to_name=to_name, language=language, context=context,
+                          record=record, dedupe_key=dedupe_key)])
+    if not rows:
+        return None
+    try:
+        with transaction.atomic():  # a savepoint: a duplicate key leaves the caller's transaction intact
+            rows[0].save(force_insert=True)
+    except IntegrityError:
+        if dedupe_key and OutboxMessage.objects.filter(dedupe_key=dedupe_key).exists():
+            return None
+        raise
+    return rows[0]
+
+
+def queue_many(messages: list[dict]) -> int:
+    """Queue many e-mails with one INSERT; each dict holds queue_email's arguments by name.
+
+    Rows whose dedupe_key exists already (or repeats in the batch) are skipped.
+    Returns the number of rows written (a concurrent writer of the same key can
+    make it over-count by one; the database still keeps a single row).
+    """
+    rows, seen = [], set()
+    for row in _prepare(messages):
+        if row.dedupe_key is not None:
+            if row.dedupe_key in seen:
+                continue
+            seen.add(row.dedupe_key)
+        rows.append(row)
+    if seen:
+        existing = set(OutboxMessage.objects.filter(dedupe_key__in=seen).values_list("dedupe_key", flat=True))
+        rows = [r for r in rows if r.dedupe_key not in existing]
+    OutboxMessage.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
+
+
+def admin_recipients(kind: str) -> list[User]:
+    """Active super admins who have not switched ``kind`` off (R-BILL-4)."""
+    off = NotificationSetting.objects.filter(kind=kind, enabled=False).values("user_id")
+    return list(User.objects.filter(is_superuser=True, is_active=True).exclude(pk__in=off).order_by("pk"))
+
+
+def notify_admins(kind: str, *, context: dict, record: tuple[str, int] | None = None,
+                  dedupe_key: str | None = None) -> int:
+    """Queue ``kind`` for every active super admin who has not switched it off (R-SIGN-1, R-BILL-4).
+
+    Each admin's dedupe key is ``f"{dedupe_key}:user:{user.pk}"``. Returns the number queued.
+    """
+    admins = admin_recipients(kind)
+    return queue_many([
+        dict(kind=kind, to_email=u.email, to_name=u.name, language=u.language, context=context, record=record,
+             dedupe_key=f"{dedupe_key}:user:{u.pk}" if dedupe_key else None)
+        for u in admins
+    ])
+
+
+# --- settings ----------------------------------------------------------------
+
+def user_kinds(user: User) -> dict[str, bool]:
+    """The admin kinds and whether ``user`` receives them."""
+    off = set(NotificationSetting.objects.filter(user=user, enabled=False).values_list("kind", flat=True))
+    return {kind: kind not in off for kind in ADMIN_KINDS}
+
+
+@transaction.atomic
+def set_user_kind(user: User, kind: str, enabled: bool) -> None:
+    if kind not in ADMIN_KINDS:
+        raise ValidationFailed(f"kind: {kind!r} cannot be switched per user", field="kind")
+    NotificationSetting.objects.update_or_create(user=user, kind=kind, defaults={"enabled": enabled})
+
+
+@transaction.atomic
+def update_account_settings(**fields) -> AccountSettings:
+    """Change the account's e-mail settings (reminders, sender, buyer kinds)."""
+    account = AccountSettings.objects.select_for_update().filter(pk=1).first() or AccountSettings(pk=1)
+    for name, value in fields.items():
+        if name not in {"reminder_enabled", "reminder_days", "sender_name", "sender_email", "buyer_emails_enabled"}:
+            raise ValidationFailed(f"{name}: not an e-mail setting", field=name)
+        setattr(account, name, value)
+    unknown = set(account.buyer_emails_enabled) - set(BUYER_KINDS)
+    if unknown:
+        raise ValidationFailed(f"buyer_emails_enabled: unknown kinds {sorted(unknown)}", field="buyer_emails_enabled")
+    if not 1 <= account.reminder_days <= 365:
+        raise ValidationFailed("reminder_days: must be between 1 and 365", field="reminder_days")
+    try:
+        account.full_clean()
+    except ValidationError as exc:
+        raise from_django_validation(exc) from None
+    account.save()
+    return account
+
+
+@transaction.atomic
+def requeue(message: OutboxMessage) -> None:
+    """Send a failed (or waiting) message again at the next worker round."""
+    OutboxMessage.objects.filter(pk=message.pk, status__in=[OutboxMessage.FAILED, OutboxMessage.QUEUED]).update(
+        status=OutboxMessage.QUEUED, attempts=0, next_attempt_at=clock.now())
+
+
+# --- rendering ---------------------------------------------------------------
+
+def render(message: OutboxMessage, *, account: AccountSettings | None = None) -> tuple[str, str, str]:
+    """(subject, plain text, HTML) of ``message`` in its language."""
+    base = f"notifications/{message.kind}"
+    optional = CONTEXT_KEYS.get(message.kind, (set(), set()))[1]
+    ctx = {**dict.fromkeys(optional), **message.context, "to_name": message.to_name, "to_email": message.to_email,
+           "sender_name": sender(account or account_settings())[0]}
+    with translation.override(message.language):
+        ctx["subject"] = " ".join(render_to_string(base + "_subject.txt", ctx).split())
+        text = render_to_string(base + ".txt", ctx)
+        html = render_to_string(base + ".html", ctx)
+    lines = (line if line == "-- " else line.rstrip() for line in text.strip().splitlines())  # keep the sig dash
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)) + "\n"
+    return ctx["subject"], text, html
+
+
+def _read(path: str) -> bytes:
+    if os.path.isabs(path):
+        return Path(path).read_bytes()
+    with default_storage.open(path, "rb") as f:
+        return f.read()
+
+
+def build_email(message: OutboxMessage, account: AccountSettings, connection=None) -> EmailMultiAlternatives:
+    subject, text, html = render(message, account=account)
+    mail = EmailMultiAlternatives(
+        subject, text, formataddr(sender(account)), [formataddr((message.to_name, message.to_email))],
+        connection=connection,
+        headers={"Message-ID": message.message_id, "Date": format_datetime(clock.now()),
+                 "Auto-Submitted": "auto-generated"},
+    )
+    mail.attach_alternative(html, "text/html")
+    for item in message.context.get("attachments") or []:
+        mail.attach(item["filename"], _read(item["path"]), item.get("mimetype") or None)
+    return mail
+
+
+# --- SMTP ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    username: str
+    password: str
+    use_tls: bool  # STARTTLS
+    use_ssl: bool  # implicit TLS
+    timeout: float
+
+
+def smtp_config(url: str | None = None) -> SmtpConfig | None:
+    """Parse ``EMAIL_URL`` (read at call time); None means "outbox only"."""
+    url = settings.EMAIL_URL if url is None else url
+    if not url:
+        return None
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("smtp", "smtp+tls", "smtp+ssl", "smtps"):
+        raise ImproperlyConfigured(f"EMAIL_URL: unknown scheme {parts.scheme!r}; use smtp, smtp+tls or smtp+ssl")
+    query = {k: v[-1].lower() for k, v in parse_qs(parts.query).items()}
+    on = {"1", "true", "yes", "on"}
+    use_ssl = scheme in ("smtp+ssl", "smtps") or query.get("ssl") in on
+    use_tls = not use_ssl and (scheme == "smtp+tls" or query.get("starttls") in on or query.get("tls") in on)
+    try:
+        port = parts.port or (465 if use_ssl else 587 if use_tls else 25)
+        timeout = float(query.get("timeout", 10))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"EMAIL_URL: {exc}") from None
+    return SmtpConfig(host=parts.hostname or "localhost", port=port, username=unquote(parts.username or ""),
+                      password=unquote(parts.password or ""), use_tls=use_tls, use_ssl=use_ssl, timeout=timeout)
+
+
+def smtp_connection(config: SmtpConfig):
+    return get_connection(
+        "django.core.mail.backends.smtp.EmailBackend", host=config.host, port=config.port,
+        username=config.username, password=config.password, use_tls=config.use_tls, use_ssl=config.use_ssl,
+        timeout=config.timeout, fail_silently=False,
+    )
+
+
+# --- delivery ------------------------------------------------------------------
+
+def _claim(limit: int) -> list[OutboxMessage]:
+    """Take up to ``limit`` due rows (queued, or sending with an expired claim) and mark them sending."""
+    now = clock.now()
+    due = OutboxMessage.objects.filter(
+        status__in=[OutboxMessage.QUEUED, OutboxMessage.SENDING], next_attempt_at__lte=now)
+    if not due.exists():  # the usual case: no write transaction (SQLite locks the database for one)
+        return []
+    with transaction.atomic():
+        locked = due.order_by("next_attempt_at", "pk").select_for_update(skip_locked=True)  # no-op on SQLite,
+        ids = list(locked.values_list("pk", flat=True)[:limit])  # where BEGIN IMMEDIATE serializes claimers
+        OutboxMessage.objects.filter(pk__in=ids).update(
+            status=OutboxMessage.SENDING, attempts=F("attempts") + 1, next_attempt_at=now + CLAIM)
+    return list(OutboxMessage.objects.filter(pk__in=ids).order_by("pk"))
+
+
+def _mark_sent(ids: list[int]) -> None:
+    OutboxMessage.objects.filter(pk__in=ids, status=OutboxMessage.SENDING).update(
+        status=OutboxMessage.SENT, sent_at=clock.now(), last_error="")
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """Wait before the next try after ``attempts`` failed ones: 1, 2, 4 … minutes, at most an hour."""
+    return min(dt.timedelta(minutes=2 ** min(attempts - 1, 10)), MAX_BACKOFF)
+
+
+def _permanent(exc: Exception) -> bool:
+    """The server refused the recipient for good (5xx): retrying cannot help."""
+    return isinstance(exc, smtplib.SMTPRecipientsRefused) and all(
+        code >= 500 for code, _ in exc.recipients.values())
+
+
+def _retry_later(message: OutboxMessage, exc: Exception) -> None:
+    give_up = message.attempts >= MAX_ATTEMPTS or _permanent(exc)
+    OutboxMessage.objects.filter(pk=message.pk, status=OutboxMessage.SENDING).update(
+        status=OutboxMessage.FAILED if give_up else OutboxMessage.QUEUED,
+        next_attempt_at=clock.now() + backoff(message.attempts),
+        last_error=f"{type(exc).__name__}: {exc}"[:2000],
+    )
+    log.warning("e-mail %s to %s not sent (attempt %d%s): %s", message.pk, message.to_email, message.attempts,
+                ", giving up" if give_up else "", exc)
+
+
+def _close(connection) -> None:
+    try:
+        connection.close()
+    except Exception:  # a broken connection is dropped anyway
+        connection.connection = None
+
+
+def deliver_due(limit: int = 100) -> int:
+    """Worker job: deliver due outbox messages; returns how many were sent."""
+    config = smtp_config()
+    messages = _claim(limit)
+    if not messages:
+        return 0
+    if config is None:  # outbox only: the outbox is the delivery
+        _mark_sent([m.pk for m in messages])
+        return len(messages)
+    account = account_settings()
+    connection = smtp_connection(config)
+    try:
+        connection.open()
+    except Exception as exc:  # server down: every claimed message waits
+        for m in messages:
+            _retry_later(m, exc)
+        return 0
+    sent = 0
+    try:
+        for m in messages:
+            try:
+                if build_email(m, account, connection).send() != 1:
+                    raise smtplib.SMTPException("the message was not accepted")
+            except Exception as exc:
+                _close(connection)  # the next message opens a fresh connection
+                _retry_later(m, exc)
+            else:
+                _mark_sent([m.pk])
+                sent += 1
+    finally:
+        _close(connection)
+    return sent
