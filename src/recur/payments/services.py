@@ -1,0 +1,66 @@
+"""State changes of saved payment methods (R-PAY-1, R-PAY-3). Views, API and
+checkout pages call these; nothing else writes ``PaymentMethod`` rows. One call
+= one transaction; bad details raise ``ValidationFailed`` naming the field
+(``card.number``, ``bank_account.routing_number``, …) and save nothing."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import QuerySet
+
+from recur.core import clock, records
+from recur.core.errors import NotFound, ValidationFailed
+from recur.crm.models import Contact
+from recur.payments.models import PaymentMethod
+from recur.payments.processor import get_processor
+
+METHOD_TYPES = ("card", "bank_account", "stripe")
+
+
+def _check_shape(details: dict, processor_name: str) -> None:
+    kind = details.get("type") if isinstance(details, dict) else None
+    if kind not in METHOD_TYPES:
+        raise ValidationFailed(f"type: must be one of {', '.join(METHOD_TYPES)}", field="type")
+    if kind == "stripe":
+        if processor_name != "stripe":
+            raise ValidationFailed("type: stripe payment methods need RECUR_PROCESSOR=stripe", field="type")
+        if not str(details.get("stripe_payment_method") or "").startswith("pm_"):
+            raise ValidationFailed("stripe_payment_method: a Stripe PaymentMethod id (pm_…) is required",
+                                   field="stripe_payment_method")
+    elif not isinstance(details.get(kind), dict):
+        raise ValidationFailed(f"{kind}: the {kind.replace('_', ' ')} details are required", field=kind)
+
+
+@transaction.atomic
+def add_payment_method(actor, contact: Contact, details: dict) -> PaymentMethod:
+    """Tokenize card or bank details at the processor and save the method for ``contact``."""
+    processor = get_processor()
+    _check_shape(details, processor.name)
+    saved = processor.save_payment_method(processor.ensure_customer(contact), details)
+    return records.create(PaymentMethod, actor, {
+        "contact": contact, "type": saved.type, "processor": processor.name, "processor_ref": saved.processor_ref,
+        "brand": saved.brand, "last4": saved.last4, "exp_month": saved.exp_month, "exp_year": saved.exp_year,
+        "fingerprint": saved.fingerprint,
+    })
+
+
+@transaction.atomic
+def remove_payment_method(actor, method: PaymentMethod) -> PaymentMethod:
+    """Soft delete: the method is no longer offered or charged, but past payments keep it."""
+    method = PaymentMethod.objects.select_for_update().get(pk=method.pk)
+    if method.removed_at is None:
+        method = records.update(method, actor, {"removed_at": clock.now()})
+    return method
+
+
+def list_payment_methods(contact: Contact) -> QuerySet[PaymentMethod]:
+    """The contact's methods that are not removed, oldest first."""
+    return PaymentMethod.objects.filter(contact=contact, removed_at__isnull=True).order_by("pk")
+
+
+def get_payment_method(contact: Contact, method_id: int) -> PaymentMethod:
+    """One of the contact's methods that is not removed, else ``NotFound``."""
+    method = list_payment_methods(contact).filter(pk=method_id).first()
+    if method is None:
+        raise NotFound(f"No payment method with id {method_id} for contact {contact.pk}")
+    return method
