@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pybabel compile --use-fuzzy -i $< -o $@
 
 makemessages: $(STAMP) ## refresh the .po files from the sources (needs GNU gettext)
-	cd src/recur && ../../$(BIN)/django-admin makemessages -l nl -l en --settings=recur.settings --ignore '*.txt'
+	cd src/recur && ../../$(BIN)/django-admin makemessages -l nl -l en --settings=recur.settings
 
 clean:
 	rm -rf $(VENV) var

@@ -155,7 +155,7 @@ LOGGING = {
     "loggers": {"recur": {"handlers": ["console"], "level": os.environ.get("RECUR_LOG_LEVEL", "INFO")}},
 }
 # --- billing ----------------------------------------------------------------
-RECUR_WORKER_JOBS: list[str] = ["recur.billing.engine.tick"]
+RECUR_WORKER_JOBS: list[str] = ["recur.billing.engine.tick", "recur.notifications.services.deliver_due"]
 # Dunning (R-BILL-6): retry a failed charge this many days after each failure; then
 # "stay_past_due" or "cancel".
 RECUR_DUNNING_RETRY_DAYS = [int(d) for d in os.environ.get("RECUR_DUNNING_RETRY_DAYS", "3,5,7").split(",") if d.strip()]

@@ -131,6 +131,9 @@ class ErrorOut(Schema):
 
 
 def iso(value: dt.datetime | dt.date | None) -> str | None:
+    """Dates as YYYY-MM-DD; times as ISO 8601 in UTC, whatever zone they arrived in."""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.timezone.utc).isoformat()
     return value.isoformat() if value else None
 
 

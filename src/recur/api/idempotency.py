@@ -10,7 +10,9 @@ the replay.
 from __future__ import annotations
 
 import hashlib
+import hmac
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse, JsonResponse
 
@@ -37,7 +39,9 @@ class IdempotencyMiddleware:
             return JsonResponse({"error": {"code": "validation_error", "message": "Idempotency-Key: at most 255 characters",
                                            "field": "Idempotency-Key"}}, status=422)
         owner = hash_token(auth.removeprefix("Bearer ").strip())
-        body_hash = hashlib.sha256(request.method.encode() + request.path.encode() + b"\0" + request.body).hexdigest()
+        # Keyed: the body may hold card details, which an unkeyed hash would let one guess.
+        body_hash = hmac.new(settings.SECRET_KEY.encode(), request.method.encode() + request.path.encode() + b"\0"
+                             + request.body, hashlib.sha256).hexdigest()
         try:
             with transaction.atomic():
                 record = IdempotencyRecord.objects.create(

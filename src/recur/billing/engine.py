@@ -29,13 +29,15 @@ from collections import defaultdict
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Min
+from django.db.models import Min
 
-from recur.billing.models import BillingCycle, Invoice, InvoiceLine, InvoiceSequence, Payment, PaymentAttempt
+from recur.billing.models import BillingCycle, Invoice, InvoiceSequence, Payment, PaymentAttempt
 from recur.core import clock
+from recur.core.db import db_value, execute_many, insert_many, insert_returning_ids
 from recur.core.money import format_amount, line_amounts
 from recur.notifications import services as outbox
 from recur.payments.processor import ChargeRequest, ChargeResult, get_processor
+from recur.subscriptions import schedule
 from recur.subscriptions import status as rules
 from recur.subscriptions.models import BILLABLE, PAYMENT_TERM_DAYS, Subscription
 
@@ -85,10 +87,16 @@ class Summary:
 # --- step 1: issue -------------------------------------------------------------------
 
 
-def _claim(qs, limit: int):
-    if connection.features.has_select_for_update_skip_locked:
-        qs = qs.select_for_update(skip_locked=True, of=("self",))
-    return list(qs[:limit])
+def _claim(qs, limit: int | None, fields: tuple[str, ...] | None = None, *, skip_locked: bool = True):
+    """Lock the rows (PostgreSQL: FOR UPDATE [SKIP LOCKED]; SQLite serialises writers instead)."""
+    if connection.features.has_select_for_update:
+        if skip_locked and connection.features.has_select_for_update_skip_locked:
+            qs = qs.select_for_update(skip_locked=True, of=("self",))
+        else:
+            qs = qs.select_for_update(of=("self",))
+    if fields:
+        qs = qs.values_list(*fields)
+    return list(qs[:limit] if limit else qs)
 
 
 def _allocate_numbers(counts: dict[int, int]) -> dict[int, list[str]]:
@@ -103,107 +111,124 @@ def _allocate_numbers(counts: dict[int, int]) -> dict[int, list[str]]:
     return out
 
 
+_SUB_FIELDS = ("id", "contact_id", "start_date", "anchor_index", "billing_frequency", "billing_terms",
+               "number_of_payments", "billed_through", "status", "currency", "payment_terms", "collection",
+               "accept_online_payments", "payment_method_id", "owner_id", "name", "billing_address")
+
+
 def _issue_batch(today: dt.date, limit: int, only: list[int] | None, summary: Summary) -> list[int]:
-    """Step 1 for one batch; returns the ids of the attempts it created."""
+    """Step 1 for one batch, in plain SQL (it is the hot path); returns the ids of the attempts it created."""
     now = clock.now()
     with transaction.atomic():
         qs = Subscription.objects.filter(next_payment_date__lte=today, status__in=BILLABLE)
         if only is not None:
             qs = qs.filter(pk__in=only)
-        subs = _claim(qs.order_by("next_payment_date", "id").select_related("contact"), limit)
-        if not subs:
+        rows = _claim(qs.order_by("next_payment_date", "id"), limit, _SUB_FIELDS)
+        if not rows:
             return []
-        items = defaultdict(list)
-        from recur.subscriptions.models import SubscriptionItem
-
-        for item in SubscriptionItem.objects.filter(subscription__in=subs):
-            items[item.subscription_id].append(item)
+        subs = [dict(zip(_SUB_FIELDS, r)) for r in rows]
+        totals = _item_totals([s["id"] for s in subs])
 
         plans = []  # (sub, period index, start, end)
         for sub in subs:
-            due = sub.due_indexes(today)
-            plans += [(sub, k, *sub.period(k)) for k in due]
+            fixed = sub["number_of_payments"] if sub["billing_terms"] == "fixed" else None
+            args = (sub["start_date"], sub["billing_frequency"], sub["anchor_index"])
+            due = schedule.shifted_due(*args, sub["billed_through"], today, fixed)
+            plans += [(sub, k, *schedule.shifted_period(*args, k)) for k in due]
             if due:
-                sub.billed_through = due[-1]
-            sub.next_payment_date = sub.next_start_after_billing()
-            if sub.status == "scheduled":
-                sub.status = rules.transition(sub.status, "start").value
-            sub.updated_at = now
+                sub["billed_through"] = due[-1]
+            sub["next_payment_date"] = schedule.shifted_next(*args, sub["billed_through"], fixed)
+            if sub["status"] == "scheduled":
+                sub["status"] = rules.transition(sub["status"], "start").value
 
-        cycles = BillingCycle.objects.bulk_create([
-            BillingCycle(subscription=sub, period_index=k, period_start=s, period_end=e, amount=sub.amount,
-                         currency=sub.currency, created_at=now)
-            for sub, k, s, e in plans
-        ])
-        numbers = _allocate_numbers(defaultdict(int, {today.year: len(plans)}))[today.year] if plans else []
-        invoices = Invoice.objects.bulk_create([
-            Invoice(
-                number=numbers[i], subscription=sub, cycle=cycles[i], contact_id=sub.contact_id, status="open",
-                issue_date=today, due_date=today + dt.timedelta(days=PAYMENT_TERM_DAYS[sub.payment_terms]),
-                payment_terms=sub.payment_terms, collection=sub.collection,
-                accept_online_payments=sub.accept_online_payments, currency=sub.currency,
-                billing_address=sub.billing_address, owner_id=sub.owner_id, created_at=now, updated_at=now,
-                **_invoice_totals(items[sub.pk]),
-            )
-            for i, (sub, k, s, e) in enumerate(plans)
-        ])
-        lines = []
-        for inv, (sub, k, s, e) in zip(invoices, plans):
-            for pos, item in enumerate(items[sub.pk]):
-                a = line_amounts(item.unit_price, item.quantity, item.discount_percent, None, item.tax_rate)
-                lines.append(InvoiceLine(invoice=inv, position=pos, name=item.name, quantity=item.quantity,
-                                         unit_price=item.unit_price, discount=a.discount, tax_rate=item.tax_rate,
-                                         tax=a.tax, total=a.total, period_start=s, period_end=e))
-        InvoiceLine.objects.bulk_create(lines)
+        v = db_value
+        now_db, today_db = v(now), v(today)
+        free = [s["collection"] == "auto_charge" and totals[s["id"]][0][2] == 0 for s, *_ in plans]
+        cycle_ids = insert_returning_ids(
+            "billing_billingcycle",
+            ("subscription_id", "period_index", "period_start", "period_end", "amount", "currency", "status",
+             "attempts", "created_at"),
+            [(s["id"], k, v(a), v(b), totals[s["id"]][0][2], s["currency"], "paid" if f else "open", 0, now_db)
+             for (s, k, a, b), f in zip(plans, free)])
+        numbers = _allocate_numbers({today.year: len(plans)})[today.year] if plans else []
+        json_value = connection.ops.adapt_json_value
+        invoice_ids = insert_returning_ids(
+            "billing_invoice",
+            ("number", "subscription_id", "cycle_id", "contact_id", "status", "issue_date", "due_date",
+             "payment_terms", "collection", "accept_online_payments", "currency", "subtotal", "tax", "total",
+             "amount_paid", "billing_address", "paid_at", "overdue_notified", "owner_id", "created_at", "updated_at"),
+            [(numbers[i], s["id"], cycle_ids[i], s["contact_id"], "paid" if free[i] else "open", today_db,
+              v(today + dt.timedelta(days=PAYMENT_TERM_DAYS[s["payment_terms"]])), s["payment_terms"],
+              s["collection"], s["accept_online_payments"], s["currency"], *totals[s["id"]][0], 0,
+              json_value(s["billing_address"], None), now_db if free[i] else None, False, s["owner_id"], now_db,
+              now_db)
+             for i, (s, k, a, b) in enumerate(plans)])
+        insert_many(
+            "billing_invoiceline",
+            ("invoice_id", "position", "name", "quantity", "unit_price", "discount", "tax_rate", "tax", "total",
+             "period_start", "period_end"),
+            [(inv, *line, v(a), v(b)) for inv, (s, k, a, b) in zip(invoice_ids, plans) for line in totals[s["id"]][1]])
 
-        attempts, emails = [], []
-        for inv, cycle, (sub, k, s, e) in zip(invoices, cycles, plans):
-            if sub.collection == "auto_charge" and inv.total > 0:
-                attempts.append(PaymentAttempt(
-                    invoice=inv, cycle=cycle, attempt_no=1, idempotency_key=idempotency_key(sub.pk, k, 1),
-                    payment_method_id=sub.payment_method_id, amount=inv.total, currency=inv.currency,
-                    created_at=now,
-                ))
-            elif sub.collection == "auto_charge":  # nothing to charge: a free period is paid at once
-                _mark_paid_free(inv, cycle, now)
-            elif sub.contact.email:
-                emails.append(_invoice_email(sub, inv))
-        PaymentAttempt.objects.bulk_create(attempts)
+        attempt_rows, emails = [], []
+        contacts = _contacts({s["contact_id"] for s, *_ in plans if s["collection"] == "manual"})
+        for i, (s, k, a, b) in enumerate(plans):
+            total = totals[s["id"]][0][2]
+            if s["collection"] == "auto_charge" and not free[i]:
+                attempt_rows.append((invoice_ids[i], cycle_ids[i], 1, idempotency_key(s["id"], k, 1),
+                                     s["payment_method_id"], total, s["currency"], "started", "", "", "", now_db))
+            elif s["collection"] == "manual" and contacts.get(s["contact_id"], {}).get("email"):
+                emails.append(_invoice_email(s, contacts[s["contact_id"]], invoice_ids[i], numbers[i], total, today))
+        attempt_ids = insert_returning_ids(
+            "billing_paymentattempt",
+            ("invoice_id", "cycle_id", "attempt_no", "idempotency_key", "payment_method_id", "amount", "currency",
+             "status", "charge_ref", "failure_code", "failure_message", "created_at"),
+            attempt_rows)
         summary.emails_queued += outbox.queue_many(emails)
-        summary.invoices_issued += len(invoices)
-        Subscription.objects.bulk_update(subs, ["billed_through", "next_payment_date", "status", "updated_at"])
-        return [a.pk for a in attempts]
+        summary.invoices_issued += len(plans)
+        execute_many(
+            "UPDATE subscriptions_subscription SET billed_through = %s, next_payment_date = %s, status = %s,"
+            " updated_at = %s WHERE id = %s",
+            [(s["billed_through"], v(s["next_payment_date"]) if s["next_payment_date"] else None, s["status"], now_db,
+              s["id"]) for s in subs])
+        return attempt_ids
 
 
-def _invoice_totals(items) -> dict:
-    sub_total = tax = 0
-    for item in items:
-        a = line_amounts(item.unit_price, item.quantity, item.discount_percent, None, item.tax_rate)
-        sub_total += a.net
-        tax += a.tax
-    return {"subtotal": sub_total, "tax": tax, "total": sub_total + tax}
+def _item_totals(sub_ids: list[int]) -> dict[int, tuple[tuple[int, int, int], list[tuple]]]:
+    """Per subscription: ((net, tax, total), invoice line rows) from its current line items."""
+    from recur.subscriptions.models import SubscriptionItem
+
+    out: dict[int, tuple] = {sid: ((0, 0, 0), []) for sid in sub_ids}
+    items = SubscriptionItem.objects.filter(subscription_id__in=sub_ids).order_by("subscription_id", "position", "id")
+    for sid, pos, name, qty, price, disc, rate in items.values_list(
+            "subscription_id", "position", "name", "quantity", "unit_price", "discount_percent", "tax_rate"):
+        amounts = line_amounts(price, qty, disc, None, rate)
+        (net, tax, total), lines = out[sid]
+        lines.append((pos, name, qty, price, amounts.discount, rate, amounts.tax, amounts.total))
+        out[sid] = ((net + amounts.net, tax + amounts.tax, total + amounts.total), lines)
+    return out
 
 
-def _mark_paid_free(inv: Invoice, cycle: BillingCycle, now) -> None:
-    Invoice.objects.filter(pk=inv.pk).update(status="paid", paid_at=now)
-    BillingCycle.objects.filter(pk=cycle.pk).update(status="paid")
+def _contacts(ids) -> dict[int, dict]:
+    from recur.crm.models import Contact
+
+    return {i: {"name": n, "email": e, "language": lang}
+            for i, n, e, lang in Contact.objects.filter(pk__in=ids).values_list("id", "name", "email", "language")}
 
 
 def _money(minor: int, currency: str) -> dict:
     return {"amount_minor": minor, "currency": currency}
 
 
-def _invoice_email(sub: Subscription, inv: Invoice) -> dict:
+def _invoice_email(sub: dict, contact: dict, invoice_id: int, number: str, total: int, today: dt.date) -> dict:
     from recur.checkout.links import invoice_url
 
-    contact = sub.contact
     return {
-        "kind": "invoice_issued", "to_email": contact.email or "", "to_name": contact.name,
-        "language": contact.language, "record": ("invoice", inv.pk), "dedupe_key": f"invoice_issued:{inv.pk}",
+        "kind": "invoice_issued", "to_email": contact["email"], "to_name": contact["name"],
+        "language": contact["language"], "record": ("invoice", invoice_id), "dedupe_key": f"invoice_issued:{invoice_id}",
         "context": {
-            "subscription_name": sub.name, "invoice_number": inv.number, "total": _money(inv.total, inv.currency),
-            "issue_date": inv.issue_date, "due_date": inv.due_date,
-            "pay_url": invoice_url(inv) if inv.accept_online_payments else "",
+            "subscription_name": sub["name"], "invoice_number": number, "total": _money(total, sub["currency"]),
+            "issue_date": today, "due_date": today + dt.timedelta(days=PAYMENT_TERM_DAYS[sub["payment_terms"]]),
+            "pay_url": invoice_url(invoice_id) if sub["accept_online_payments"] else "",
         },
     }
 
@@ -214,20 +239,23 @@ def _invoice_email(sub: Subscription, inv: Invoice) -> dict:
 def _charge(attempt_ids: list[int], summary: Summary) -> None:
     if not attempt_ids:
         return
-    attempts = list(
-        PaymentAttempt.objects.filter(pk__in=attempt_ids, status="started").select_related("payment_method")
-    )
+    from recur.payments.models import ProcessorCustomer
+
+    rows = list(PaymentAttempt.objects.filter(pk__in=attempt_ids, status="started").values_list(
+        "idempotency_key", "amount", "currency", "invoice_id", "payment_method__processor_ref",
+        "payment_method__removed_at", "payment_method__contact_id", "payment_method__processor"))
+    customers = dict(
+        ((c, p), ref) for c, p, ref in ProcessorCustomer.objects.filter(
+            contact_id__in={r[6] for r in rows if r[6]}).values_list("contact_id", "processor", "customer_ref"))
     requests, unusable = [], []
-    for a in attempts:
-        pm = a.payment_method
-        if pm is None or pm.removed_at is not None:
-            unusable.append(ChargeResult(a.idempotency_key, "failed", failure_code="no_payment_method",
+    for key, amount, currency, invoice_id, ref, removed_at, contact_id, processor in rows:
+        if not ref or removed_at is not None:
+            unusable.append(ChargeResult(key, "failed", failure_code="no_payment_method",
                                          failure_message="No usable payment method is saved for this subscription"))
             continue
         requests.append(ChargeRequest(
-            idempotency_key=a.idempotency_key, payment_method_ref=pm.processor_ref,
-            customer_ref=_customer_ref(pm), amount=a.amount, currency=a.currency,
-            description=f"Invoice {a.invoice_id}", metadata={"attempt": a.pk, "invoice": a.invoice_id},
+            idempotency_key=key, payment_method_ref=ref, customer_ref=customers.get((contact_id, processor), ""),
+            amount=amount, currency=currency, description=f"Invoice {invoice_id}", metadata={"invoice": invoice_id},
         ))
     results = (get_processor().charge_many(requests) if requests else []) + unusable
     record_results(results, summary)
@@ -239,128 +267,203 @@ def charge_attempts(attempt_ids: list[int]) -> Summary:
     return summary
 
 
-def _customer_ref(pm) -> str:
-    from recur.payments.models import ProcessorCustomer
-
-    row = ProcessorCustomer.objects.filter(contact_id=pm.contact_id, processor=pm.processor).first()
-    return row.customer_ref if row else ""
-
-
 def record_results(results: list[ChargeResult], summary: Summary | None = None) -> None:
-    """Step 3: record each outcome exactly once (also used for asynchronous events)."""
+    """Step 3: record each outcome exactly once (also used for asynchronous events).
+
+    Batched, in plain SQL: a handful of statements however many results. Only
+    attempts still ``started`` (or ``pending``, for asynchronous outcomes) are
+    recorded, under a row lock, so a concurrent recorder of the same result
+    changes nothing.
+    """
     summary = summary if summary is not None else Summary()
     if not results:
         return
     by_key = {r.idempotency_key: r for r in results}
-    now = clock.now()
-    today = clock.today()
     with transaction.atomic():
-        qs = PaymentAttempt.objects.filter(idempotency_key__in=list(by_key), status__in=("started", "pending"))
-        if connection.features.has_select_for_update:
-            qs = qs.select_for_update(of=("self",))
-        attempts = list(qs.select_related("invoice", "cycle", "invoice__subscription", "invoice__contact",
-                                          "payment_method"))
-        emails: list[dict] = []
+        _Recorder(by_key, summary).record()
+
+
+_ATTEMPT_FIELDS = (
+    "id", "idempotency_key", "status", "amount", "currency", "charge_ref", "invoice_id", "cycle_id",
+    "payment_method_id", "invoice__subscription_id", "invoice__contact_id", "invoice__owner_id", "invoice__number",
+    "cycle__period_start", "cycle__period_end", "cycle__attempts", "payment_method__type", "payment_method__brand",
+    "payment_method__last4", "invoice__contact__name", "invoice__contact__email", "invoice__contact__language",
+)
+_SUB_STATE = ("id", "status", "payments_made", "total_paid", "name", "canceled_at", "cancel_mode", "next_payment_date")
+
+
+class _Recorder:
+    def __init__(self, by_key: dict[str, ChargeResult], summary: Summary):
+        self.by_key, self.summary = by_key, summary
+        self.now, self.today = clock.now(), clock.today()
+        self.emails: list[dict] = []
+        self.admins: dict[str, list] = {}
+
+    def record(self) -> None:
+        qs = PaymentAttempt.objects.filter(idempotency_key__in=list(self.by_key), status__in=("started", "pending"))
+        attempts = [
+            a for a in (dict(zip(_ATTEMPT_FIELDS, r)) for r in _claim(qs.order_by("pk"), None, _ATTEMPT_FIELDS,
+                                                                     skip_locked=False))
+            if not (a["status"] == "pending" and self.by_key[a["idempotency_key"]].status == "pending")
+        ]
+        if not attempts:
+            return
+        sub_ids = sorted({a["invoice__subscription_id"] for a in attempts if a["invoice__subscription_id"]})
+        self.subs = {r[0]: dict(zip(_SUB_STATE, r)) for r in _claim(
+            Subscription.objects.filter(pk__in=sub_ids).order_by("pk"), None, _SUB_STATE, skip_locked=False)}
+        self.failed_cycles = defaultdict(set)
+        for sid, cid in BillingCycle.objects.filter(subscription_id__in=sub_ids, status="failed").values_list(
+                "subscription_id", "pk"):
+            self.failed_cycles[sid].add(cid)
+        self.overdue = set(Invoice.objects.filter(subscription_id__in=sub_ids, status="open", collection="manual",
+                                                  due_date__lt=self.today).values_list("subscription_id", flat=True))
+        earlier = dict(Payment.objects.filter(attempt_id__in=[a["id"] for a in attempts if a["status"] == "pending"])
+                       .values_list("attempt_id", "id"))
+        self.attempt_rows, self.invoice_rows, self.cycle_rows = [], [], []
+        new_payments, changed_payments = [], []
+        v = db_value
+        now_db, today_db = v(self.now), v(self.today)
         for a in attempts:
-            r = by_key[a.idempotency_key]
-            if r.status == "pending" and a.status == "pending":
-                continue  # nothing new
-            _record_one(a, r, now, today, emails, summary)
-        summary.emails_queued += outbox.queue_many(emails)
+            r = self.by_key[a["idempotency_key"]]
+            message = r.failure_message[:300]
+            if a["id"] in earlier:
+                a["payment_id"] = earlier[a["id"]]
+                changed_payments.append((r.status, r.charge_ref, message, now_db, a["payment_id"]))
+            else:
+                new_payments.append(a)
+                a["payment_row"] = (
+                    a["invoice__subscription_id"], a["invoice_id"], a["invoice__contact_id"], a["id"], a["amount"],
+                    a["currency"], r.status, 0, a["payment_method__type"] or "card", a["payment_method_id"],
+                    r.charge_ref, "", message, today_db,
+                    v(a["cycle__period_start"]) if a["cycle_id"] else None,
+                    v(a["cycle__period_end"]) if a["cycle_id"] else None,
+                    a["invoice__owner_id"], now_db, now_db)
+            self.attempt_rows.append((r.status, r.charge_ref or a["charge_ref"], now_db, r.failure_code, message,
+                                      a["id"]))
+            if r.status == "succeeded":
+                self._succeeded(a)
+            elif r.status == "failed":
+                self._failed(a)
+            else:
+                self.summary.pending += 1
+        ids = insert_returning_ids(
+            "billing_payment",
+            ("subscription_id", "invoice_id", "contact_id", "attempt_id", "amount", "currency", "status",
+             "refunded_amount", "method", "payment_method_id", "charge_ref", "reference", "failure_message", "paid_on",
+             "period_start", "period_end", "owner_id", "created_at", "updated_at"),
+            [a["payment_row"] for a in new_payments])
+        for a, pid in zip(new_payments, ids):
+            a["payment_id"] = pid
+        execute_many("UPDATE billing_payment SET status = %s, charge_ref = CASE WHEN %s = '' THEN charge_ref ELSE %s END,"
+                     " failure_message = %s, updated_at = %s WHERE id = %s",
+                     [(st, ref, ref, msg, at, pid) for st, ref, msg, at, pid in changed_payments])
+        self._write(now_db)
+        for a in attempts:
+            self._emails(a, self.by_key[a["idempotency_key"]])
+        self.summary.emails_queued += outbox.queue_many(self.emails)
+
+    def _succeeded(self, a: dict) -> None:
+        self.summary.charged += 1
+        now_db = db_value(self.now)
+        self.invoice_rows.append((a["amount"], now_db, now_db, a["invoice_id"]))
+        if a["cycle_id"]:
+            self.cycle_rows.append(("paid", a["cycle__attempts"] + 1, None, a["cycle_id"]))
+        sub = self.subs.get(a["invoice__subscription_id"])
+        if sub is None:
+            return
+        a["first"] = sub["payments_made"] == 0
+        sub["payments_made"] += 1 if a["cycle_id"] else 0  # a proration charge is not a scheduled payment
+        sub["total_paid"] += a["amount"]
+        sub["last_payment_date"] = self.today
+        if a["cycle_id"]:
+            self.failed_cycles[sub["id"]].discard(a["cycle_id"])
+        unpaid = self.failed_cycles[sub["id"]] or sub["id"] in self.overdue
+        if not rules.is_terminal(sub["status"]) and sub["status"] != "paused" and not unpaid:
+            sub["status"] = rules.transition(sub["status"], "payment_succeeded").value
+
+    def _failed(self, a: dict) -> None:
+        self.summary.failed += 1
+        tries = (a["cycle__attempts"] if a["cycle_id"] else 0) + 1
+        days = retry_days()
+        a["next_retry"] = self.today + dt.timedelta(days=days[tries - 1]) if tries <= len(days) else None
+        if a["cycle_id"]:
+            self.cycle_rows.append(("failed", tries, db_value(a["next_retry"]) if a["next_retry"] else None,
+                                    a["cycle_id"]))
+        sub = self.subs.get(a["invoice__subscription_id"])
+        if sub is None:
+            return
+        if a["cycle_id"]:
+            self.failed_cycles[sub["id"]].add(a["cycle_id"])
+        if not rules.is_terminal(sub["status"]) and sub["status"] != "paused":
+            sub["status"] = rules.transition(sub["status"], "payment_failed").value
+            if a["next_retry"] is None and dunning_policy() == "cancel":
+                sub["status"] = rules.transition(sub["status"], "dunning_exhausted_cancel").value
+                sub["canceled_at"], sub["cancel_mode"], sub["next_payment_date"] = self.now, "immediately", None
+                self.summary.canceled += 1
+
+    def _write(self, now_db) -> None:
+        v = db_value
+        execute_many(
+            "UPDATE billing_paymentattempt SET status = %s, charge_ref = %s, completed_at = %s, failure_code = %s,"
+            " failure_message = %s WHERE id = %s", self.attempt_rows)
+        execute_many(
+            "UPDATE billing_invoice SET amount_paid = amount_paid + %s, status = 'paid', paid_at = %s,"
+            " updated_at = %s WHERE id = %s", self.invoice_rows)
+        execute_many("UPDATE billing_billingcycle SET status = %s, attempts = %s, next_retry_on = %s WHERE id = %s",
+                     self.cycle_rows)
+        execute_many(
+            "UPDATE subscriptions_subscription SET payments_made = %s, total_paid = %s,"
+            " last_payment_date = COALESCE(%s, last_payment_date), status = %s, canceled_at = %s, cancel_mode = %s,"
+            " next_payment_date = %s, updated_at = %s WHERE id = %s",
+            [(s["payments_made"], s["total_paid"], v(s["last_payment_date"]) if s.get("last_payment_date") else None,
+              s["status"], v(s["canceled_at"]) if s["canceled_at"] else None, s["cancel_mode"],
+              v(s["next_payment_date"]) if s["next_payment_date"] else None, now_db, s["id"])
+             for s in self.subs.values()])
+
+    def _emails(self, a: dict, r: ChargeResult) -> None:
+        if r.status == "pending":
+            return
+        sub = self.subs.get(a["invoice__subscription_id"])
+        contact = {"name": a["invoice__contact__name"], "email": a["invoice__contact__email"],
+                   "language": a["invoice__contact__language"]}
+        ctx = {
+            "subscription_name": sub["name"] if sub else a["invoice__number"], "customer_name": contact["name"],
+            "customer_email": contact["email"] or "", "amount": _money(a["amount"], a["currency"]),
+            "period_start": a["cycle__period_start"], "period_end": a["cycle__period_end"],
+            "payment_method": {"type": a["payment_method__type"], "brand": a["payment_method__brand"],
+                               "last4": a["payment_method__last4"]} if a["payment_method_id"] else None,
+        }
+        pid = a["payment_id"]
+        record = ("payment", pid)
+        if r.status == "succeeded":
+            ctx["paid_on"] = self.today
+            _buyer_email(self.emails, "payment_receipt", contact, ctx, f"receipt:{pid}", pid)
+            self._admin_emails("admin_payment_succeeded", ctx, record, f"admin_ok:{pid}")
+            if a.get("first"):
+                self._admin_emails("seller_receipt", ctx, record, f"seller_receipt:{pid}")
+            return
+        from recur.checkout.links import update_payment_method_url
+
+        ctx.update(failed_on=self.today, reason=r.failure_message, next_retry_on=a.get("next_retry"),
+                   update_url=update_payment_method_url(sub["id"]) if sub else "")
+        _buyer_email(self.emails, "payment_failed", contact, ctx, f"failed:{pid}", pid)
+        self._admin_emails("admin_payment_failed", ctx, record, f"admin_failed:{pid}")
+
+    def _admin_emails(self, kind: str, ctx: dict, record: tuple, dedupe: str) -> None:
+        if kind not in self.admins:
+            self.admins[kind] = outbox.admin_recipients(kind)
+        self.emails += [
+            {"kind": kind, "to_email": u.email, "to_name": u.name, "language": u.language, "context": dict(ctx),
+             "record": record, "dedupe_key": f"{dedupe}:user:{u.pk}"}
+            for u in self.admins[kind]
+        ]
 
 
-def _record_one(a: PaymentAttempt, r: ChargeResult, now, today, emails: list, summary: Summary) -> None:
-    inv, cycle, sub, contact = a.invoice, a.cycle, a.invoice.subscription, a.invoice.contact
-    was_pending = a.status == "pending"
-    a.status, a.charge_ref, a.completed_at = r.status, r.charge_ref or a.charge_ref, now
-    a.failure_code, a.failure_message = r.failure_code, r.failure_message[:300]
-    a.save(update_fields=["status", "charge_ref", "completed_at", "failure_code", "failure_message"])
-    pm = a.payment_method
-    payment = Payment.objects.filter(attempt=a).first() if was_pending else None
-    if payment is None:
-        payment = Payment(
-            subscription=sub, invoice=inv, contact=contact, attempt=a, amount=a.amount, currency=a.currency,
-            method=pm.type if pm else "card", payment_method=pm, charge_ref=r.charge_ref, paid_on=today,
-            period_start=cycle.period_start if cycle else None, period_end=cycle.period_end if cycle else None,
-            owner_id=inv.owner_id, created_at=now, updated_at=now, status=r.status,
-        )
-    payment.status, payment.failure_message, payment.updated_at = r.status, r.failure_message[:300], now
-    payment.charge_ref = r.charge_ref or payment.charge_ref
-    payment.save()
-    if r.status == "pending":
-        summary.pending += 1
-        return
-    ctx = {
-        "subscription_name": sub.name if sub else inv.number, "customer_name": contact.name,
-        "customer_email": contact.email or "", "amount": _money(a.amount, a.currency),
-        "period_start": cycle.period_start if cycle else None, "period_end": cycle.period_end if cycle else None,
-        "payment_method": {"type": pm.type, "brand": pm.brand, "last4": pm.last4} if pm else None,
-    }
-    if r.status == "succeeded":
-        summary.charged += 1
-        Invoice.objects.filter(pk=inv.pk).update(amount_paid=F("amount_paid") + a.amount, status="paid", paid_at=now,
-                                                 updated_at=now)
-        if cycle:
-            BillingCycle.objects.filter(pk=cycle.pk).update(status="paid", next_retry_on=None,
-                                                            attempts=F("attempts") + 1)
-        first = False
-        if sub:
-            first = sub.payments_made == 0
-            sub.payments_made += 1 if cycle else 0  # a proration charge is not one of the scheduled payments
-            sub.total_paid += a.amount
-            sub.last_payment_date = today
-            if not rules.is_terminal(sub.status) and sub.status != "paused" and not _has_other_unpaid(sub, cycle):
-                sub.status = rules.transition(sub.status, "payment_succeeded").value
-            sub.updated_at = now
-            sub.save(update_fields=["payments_made", "total_paid", "last_payment_date", "status", "updated_at"])
-        ctx["paid_on"] = today
-        _buyer_email(emails, "payment_receipt", contact, ctx, f"receipt:{payment.pk}", payment)
-        summary.emails_queued += outbox.notify_admins("admin_payment_succeeded", context=ctx,
-                                                      record=("payment", payment.pk), dedupe_key=f"admin_ok:{payment.pk}")
-        if first:
-            summary.emails_queued += outbox.notify_admins("seller_receipt", context=ctx, record=("payment", payment.pk),
-                                                          dedupe_key=f"seller_receipt:{payment.pk}")
-        return
-    # failed
-    summary.failed += 1
-    tries = (cycle.attempts if cycle else 0) + 1
-    schedule_days = retry_days()
-    next_retry = today + dt.timedelta(days=schedule_days[tries - 1]) if tries <= len(schedule_days) else None
-    if cycle:
-        BillingCycle.objects.filter(pk=cycle.pk).update(status="failed", attempts=tries, next_retry_on=next_retry)
-    if sub and not rules.is_terminal(sub.status) and sub.status != "paused":
-        sub.status = rules.transition(sub.status, "payment_failed").value
-        if next_retry is None and dunning_policy() == "cancel":
-            _cancel_after_dunning(sub, now)
-            summary.canceled += 1
-        sub.updated_at = now
-        sub.save(update_fields=["status", "updated_at", "canceled_at", "cancel_mode", "next_payment_date"])
-    from recur.checkout.links import update_payment_method_url
-
-    ctx.update(failed_on=today, reason=r.failure_message, next_retry_on=next_retry,
-               update_url=update_payment_method_url(sub) if sub else "")
-    _buyer_email(emails, "payment_failed", contact, ctx, f"failed:{payment.pk}", payment)
-    summary.emails_queued += outbox.notify_admins("admin_payment_failed", context=ctx, record=("payment", payment.pk),
-                                                  dedupe_key=f"admin_failed:{payment.pk}")
-
-
-def _cancel_after_dunning(sub: Subscription, now) -> None:
-    sub.status = rules.transition(sub.status, "dunning_exhausted_cancel").value
-    sub.canceled_at, sub.cancel_mode, sub.next_payment_date = now, "immediately", None
-
-
-def _has_other_unpaid(sub: Subscription, cycle: BillingCycle | None) -> bool:
-    qs = BillingCycle.objects.filter(subscription=sub, status="failed")
-    if cycle is not None:
-        qs = qs.exclude(pk=cycle.pk)
-    return qs.exists() or Invoice.objects.filter(subscription=sub, status="open", collection="manual",
-                                                 due_date__lt=clock.today()).exists()
-
-
-def _buyer_email(emails: list, kind: str, contact, context: dict, dedupe: str, payment: Payment) -> None:
-    if contact.email:  # a contact without an e-mail address gets no e-mail
-        emails.append({"kind": kind, "to_email": contact.email, "to_name": contact.name, "language": contact.language,
-                       "context": dict(context), "record": ("payment", payment.pk), "dedupe_key": dedupe})
+def _buyer_email(emails: list, kind: str, contact: dict, context: dict, dedupe: str, payment_id: int) -> None:
+    if contact["email"]:  # a contact without an e-mail address gets no e-mail
+        emails.append({"kind": kind, "to_email": contact["email"], "to_name": contact["name"],
+                       "language": contact["language"], "context": dict(context), "record": ("payment", payment_id),
+                       "dedupe_key": dedupe})
 
 
 # --- dunning, recovery, lifecycle -------------------------------------------------------------

@@ -20,7 +20,8 @@ def update_payment_method_token(subscription) -> str:
     """Signed with the clock's time, so the expiry follows the simulated clock in test mode."""
     from recur.core import clock
 
-    return signing.dumps({"s": subscription.pk, "t": int(clock.now().timestamp())}, salt=UPDATE_PM_SALT)
+    sid = getattr(subscription, "pk", subscription)  # a Subscription or its id
+    return signing.dumps({"s": sid, "t": int(clock.now().timestamp())}, salt=UPDATE_PM_SALT)
 
 
 def read_update_payment_method_token(token: str) -> int:
@@ -39,7 +40,7 @@ def update_payment_method_url(subscription) -> str:
 
 
 def invoice_token(invoice) -> str:
-    return signing.dumps({"i": invoice.pk}, salt=INVOICE_SALT)
+    return signing.dumps({"i": getattr(invoice, "pk", invoice)}, salt=INVOICE_SALT)
 
 
 def read_invoice_token(token: str) -> int:

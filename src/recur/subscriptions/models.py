@@ -105,26 +105,22 @@ class Subscription(Record):
 
     def period(self, k: int) -> tuple[dt.date, dt.date]:
         """Start (= payment date) and end of period ``k``."""
-        return schedule.period(self.start_date, self.billing_frequency, k - self.anchor_index)
+        return schedule.shifted_period(self.start_date, self.billing_frequency, self.anchor_index, k)
 
     def period_start(self, k: int) -> dt.date:
-        return schedule.period_start(self.start_date, self.billing_frequency, k - self.anchor_index)
+        return self.period(k)[0]
 
     def index_for(self, day: dt.date) -> int:
         return schedule.period_index_for(self.start_date, self.billing_frequency, day) + self.anchor_index
 
     def due_indexes(self, until: dt.date) -> list[int]:
         """Periods due by ``until`` that have no billing cycle yet (R-BILL-8)."""
-        n = self.fixed_payments
-        due = schedule.due_periods(self.start_date, self.billing_frequency, self.billed_through - self.anchor_index,
-                                   until, None if n is None else n - self.anchor_index)
-        return [k + self.anchor_index for k in due]
+        return schedule.shifted_due(self.start_date, self.billing_frequency, self.anchor_index, self.billed_through,
+                                    until, self.fixed_payments)
 
     def next_start_after_billing(self) -> dt.date | None:
-        """Payment date of the first period without a cycle; None when a fixed term is fully billed."""
-        k = self.billed_through + 1
-        n = self.fixed_payments
-        return None if n is not None and k >= n else self.period_start(k)
+        return schedule.shifted_next(self.start_date, self.billing_frequency, self.anchor_index, self.billed_through,
+                                     self.fixed_payments)
 
     def compute_end_date(self) -> dt.date | None:
         n = self.fixed_payments

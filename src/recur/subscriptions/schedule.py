@@ -173,3 +173,34 @@ def local_today(now: datetime, tz: str) -> date:
     except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
         raise ValueError(f"Unknown time zone {tz!r}.") from exc
     return now.astimezone(zone).date()
+
+
+# --- a subscription's schedule: period indexes continue across re-anchoring ----------------
+#
+# When the seller moves the next payment date (R-MAN-1) the schedule gets a new
+# anchor, but period indexes keep counting: period ``k`` starts at
+# ``period_start(anchor, frequency, k - anchor_index)``. Billing cycles stay
+# unique per (subscription, k).
+
+
+def shifted_period(anchor: date, frequency: str, anchor_index: int, k: int) -> tuple[date, date]:
+    return period(anchor, frequency, k - anchor_index)
+
+
+def shifted_due(anchor: date, frequency: str, anchor_index: int, billed_through: int, until: date,
+                number_of_payments: int | None = None) -> list[int]:
+    """``due_periods`` in the subscription's own period indexes."""
+    n = None if number_of_payments is None else number_of_payments - anchor_index
+    if n is not None and n < 1:
+        return []
+    due = due_periods(anchor, frequency, billed_through - anchor_index, until, n)
+    return [k + anchor_index for k in due]
+
+
+def shifted_next(anchor: date, frequency: str, anchor_index: int, billed_through: int,
+                 number_of_payments: int | None = None) -> date | None:
+    """Payment date of the first period not billed yet; None when a fixed term is fully billed."""
+    k = billed_through + 1
+    if number_of_payments is not None and k >= number_of_payments:
+        return None
+    return period_start(anchor, frequency, k - anchor_index)

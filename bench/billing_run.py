@@ -1,0 +1,191 @@
+"""Benchmark: the real billing run against plain SQL writing the same rows.
+
+    .venv/bin/python bench/billing_run.py --n 100000 --db sqlite|postgres
+
+Makes N active monthly subscriptions due today (each with a saved built-in test
+card), runs the real billing run (recur.billing.engine.run, the built-in
+processor, the outbox) and measures renewals per second. In the same process it
+then writes the same rows per renewal — invoice, its line, payment, outbox row,
+subscription update — with plain SQL in batches of 1,000 (the baseline), and
+prints both rates and their ratio (engine time ÷ baseline time), so machine
+noise cancels out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def prepare_database(db: str) -> str:
+    if db == "sqlite":
+        d = tempfile.mkdtemp(prefix="recur-bench-")
+        os.environ["RECUR_DATA_DIR"] = d
+        return f"sqlite:///{d}/bench.sqlite3"
+    import psycopg
+
+    base = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
+    name = f"recur_bench_{os.getpid()}"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    os.environ["RECUR_DATA_DIR"] = tempfile.mkdtemp(prefix="recur-bench-")
+    return f"{base}/{name}"
+
+
+def drop_database(db: str, url: str) -> None:
+    if db != "postgres":
+        return
+    import psycopg
+
+    from django.db import connections
+
+    connections.close_all()
+    base, name = url.rsplit("/", 1)
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def make_subscriptions(n: int, today: dt.date) -> None:
+    """Bulk-insert N contacts with a saved test card and a subscription due today (set-up, not measured)."""
+    from django.db import transaction
+
+    from recur.core import clock
+    from recur.crm.models import Contact, ContactEmail
+    from recur.payments.models import BuiltinToken, PaymentMethod, ProcessorCustomer
+    from recur.subscriptions.models import Subscription, SubscriptionItem
+
+    now = clock.now()
+    chunk = 5000
+    for lo in range(0, n, chunk):
+        hi = min(n, lo + chunk)
+        with transaction.atomic():
+            contacts = Contact.objects.bulk_create([
+                Contact(name=f"Buyer {i}", email=f"buyer{i}@example.com", language="nl" if i % 2 else "en",
+                        created_at=now, updated_at=now) for i in range(lo, hi)])
+            ContactEmail.objects.bulk_create([ContactEmail(contact=c, email=c.email, is_primary=True) for c in contacts])
+            ProcessorCustomer.objects.bulk_create([
+                ProcessorCustomer(contact=c, processor="builtin", customer_ref=f"cus_b{c.pk}", created_at=now)
+                for c in contacts])
+            BuiltinToken.objects.bulk_create([
+                BuiltinToken(token=f"pm_b{c.pk}", customer_ref=f"cus_b{c.pk}", type="card", brand="visa", last4="4242",
+                             exp_month=12, exp_year=today.year + 5, fingerprint="f", behaviour="succeed",
+                             created_at=now) for c in contacts])
+            pms = PaymentMethod.objects.bulk_create([
+                PaymentMethod(contact=c, type="card", processor="builtin", processor_ref=f"pm_b{c.pk}", brand="visa",
+                              last4="4242", exp_month=12, exp_year=today.year + 5, created_at=now, updated_at=now)
+                for c in contacts])
+            subs = Subscription.objects.bulk_create([
+                Subscription(name="Support plan", status="active", collection="auto_charge",
+                             billing_frequency="monthly", start_date=today, next_payment_date=today, amount=4900,
+                             currency="EUR", contact=c, payment_method=pm, created_at=now, updated_at=now)
+                for c, pm in zip(contacts, pms)])
+            SubscriptionItem.objects.bulk_create([
+                SubscriptionItem(subscription=s, name="Support plan", quantity=1, unit_price=4900) for s in subs])
+
+
+def run_engine(today: dt.date) -> tuple[float, object]:
+    from recur.billing import engine
+
+    t = time.perf_counter()
+    summary = engine.run(today)
+    return time.perf_counter() - t, summary
+
+
+def run_baseline(n: int, today: dt.date) -> float:
+    """Plain SQL: per renewal one invoice, one line, one payment, one outbox row, one subscription update."""
+    from django.db import connection, transaction
+
+    from recur.core import clock
+    from recur.subscriptions.models import Subscription
+
+    now = clock.now()
+    ids = list(Subscription.objects.order_by("pk").values_list("pk", "contact_id"))[:n]
+    ctx = json.dumps({"subscription_name": "Support plan", "amount": {"amount_minor": 4900, "currency": "EUR"},
+                      "paid_on": today.isoformat()})
+    t = time.perf_counter()
+    for lo in range(0, len(ids), 1000):
+        batch = ids[lo:lo + 1000]
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO billing_invoice (number, subscription_id, contact_id, status, issue_date, due_date,"
+                " payment_terms, collection, accept_online_payments, currency, subtotal, tax, total, amount_paid,"
+                " billing_address, paid_at, overdue_notified, created_at, updated_at)"
+                " VALUES (%s, %s, %s, 'paid', %s, %s, 'due_on_receipt', 'auto_charge', %s, 'EUR', 4900, 0, 4900,"
+                " 4900, '{}', %s, %s, %s, %s)",
+                [(f"B-{sid}", sid, cid, today, today, True, now, False, now, now) for sid, cid in batch])
+            cur.execute("SELECT id, subscription_id FROM billing_invoice WHERE number IN ("
+                        + ",".join(["%s"] * len(batch)) + ")", [f"B-{sid}" for sid, _ in batch])
+            inv = dict((s, i) for i, s in cur.fetchall())
+            cur.executemany(
+                "INSERT INTO billing_invoiceline (invoice_id, position, name, quantity, unit_price, discount,"
+                " tax_rate, tax, total, period_start, period_end) VALUES (%s, 0, 'Support plan', 1, 4900, 0, 0, 0,"
+                " 4900, %s, %s)", [(inv[sid], today, today + dt.timedelta(days=30)) for sid, _ in batch])
+            cur.executemany(
+                "INSERT INTO billing_payment (subscription_id, invoice_id, contact_id, amount, currency, status,"
+                " refunded_amount, method, charge_ref, reference, failure_message, paid_on, period_start, period_end,"
+                " created_at, updated_at) VALUES (%s, %s, %s, 4900, 'EUR', 'succeeded', 0, 'card', %s, '', '', %s,"
+                " %s, %s, %s, %s)",
+                [(sid, inv[sid], cid, f"ch_b{sid}", today, today, today + dt.timedelta(days=30), now, now)
+                 for sid, cid in batch])
+            cur.executemany(
+                "INSERT INTO notifications_outboxmessage (kind, to_email, to_name, language, context, record_type,"
+                " record_id, dedupe_key, status, attempts, next_attempt_at, last_error, created_at, message_id)"
+                " VALUES ('payment_receipt', %s, '', 'en', %s, 'payment', %s, %s, 'queued', 0, %s, '', %s, %s)",
+                [(f"buyer{cid}@example.com", ctx, sid, f"b-receipt:{sid}", now, now, f"<b{sid}@localhost>")
+                 for sid, cid in batch])
+            cur.executemany(
+                "UPDATE subscriptions_subscription SET payments_made = payments_made + 1,"
+                " total_paid = total_paid + 4900, last_payment_date = %s, updated_at = %s WHERE id = %s",
+                [(today, now, sid) for sid, _ in batch])
+    return time.perf_counter() - t
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=10000)
+    p.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    args = p.parse_args()
+
+    url = prepare_database(args.db)
+    os.environ["DATABASE_URL"] = url
+    os.environ["DJANGO_SETTINGS_MODULE"] = "recur.settings"
+    os.environ.setdefault("RECUR_LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from recur.core import clock
+
+    call_command("migrate", verbosity=0)
+    today = dt.date(2027, 3, 1)
+    try:
+        with clock.freeze(today):
+            t = time.perf_counter()
+            make_subscriptions(args.n, today)
+            setup = time.perf_counter() - t
+            engine_s, summary = run_engine(today)
+            assert summary.charged == args.n, summary
+            baseline_s = run_baseline(args.n, today)
+    finally:
+        drop_database(args.db, url)
+    e_rate, b_rate = args.n / engine_s, args.n / baseline_s
+    print(f"billing_run db={args.db} n={args.n} (set-up {setup:.1f}s)")
+    print(f"  engine:   {engine_s:8.2f} s  {e_rate:10.0f} renewals/s  ({summary.emails_queued} e-mails queued)")
+    print(f"  baseline: {baseline_s:8.2f} s  {b_rate:10.0f} renewals/s  (plain SQL, batches of 1,000)")
+    print(f"  ratio (engine time / baseline time): {engine_s / baseline_s:.2f}  (goal <= 3)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
