@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from recur.subscriptions import schedule
 from recur.subscriptions.schedule import (
     FREQUENCIES,
     due_periods,
@@ -251,3 +252,13 @@ def test_local_today() -> None:
         local_today(datetime(2027, 3, 31, 12, 0), "UTC")
     with pytest.raises(ValueError, match="time zone"):
         local_today(now, "Mars/Olympus_Mons")
+
+
+@given(
+    anchor=st.dates(min_value=date(1900, 1, 1), max_value=date(2400, 12, 31)),
+    frequency=st.sampled_from(sorted(schedule.FREQUENCIES)),
+    k=st.integers(min_value=0, max_value=300),
+)
+def test_fast_period_start_equals_relativedelta(anchor, frequency, k):
+    """The arithmetic fast path gives exactly ``anchor + step × k`` (R-BILL-7)."""
+    assert schedule.period_start(anchor, frequency, k) == anchor + schedule.FREQUENCIES[frequency] * k

@@ -33,7 +33,7 @@ from django.db.models import Min
 
 from recur.billing.models import BillingCycle, Invoice, InvoiceSequence, Payment, PaymentAttempt
 from recur.core import clock
-from recur.core.db import db_value, execute_many, insert_many, insert_returning_ids
+from recur.core.db import db_adapter, execute_many, insert_many, insert_returning_ids
 from recur.core.money import format_amount, line_amounts
 from recur.notifications import services as outbox
 from recur.payments.processor import ChargeRequest, ChargeResult, get_processor
@@ -141,7 +141,7 @@ def _issue_batch(today: dt.date, limit: int, only: list[int] | None, summary: Su
             if sub["status"] == "scheduled":
                 sub["status"] = rules.transition(sub["status"], "start").value
 
-        v = db_value
+        v = db_adapter()
         now_db, today_db = v(now), v(today)
         free = [s["collection"] == "auto_charge" and totals[s["id"]][0][2] == 0 for s, *_ in plans]
         cycle_ids = insert_returning_ids(
@@ -321,7 +321,7 @@ class _Recorder:
                        .values_list("attempt_id", "id"))
         self.attempt_rows, self.invoice_rows, self.cycle_rows = [], [], []
         new_payments, changed_payments = [], []
-        v = db_value
+        v = self.v = db_adapter()
         now_db, today_db = v(self.now), v(self.today)
         for a in attempts:
             r = self.by_key[a["idempotency_key"]]
@@ -364,7 +364,7 @@ class _Recorder:
 
     def _succeeded(self, a: dict) -> None:
         self.summary.charged += 1
-        now_db = db_value(self.now)
+        now_db = self.v(self.now)
         self.invoice_rows.append((a["amount"], now_db, now_db, a["invoice_id"]))
         if a["cycle_id"]:
             self.cycle_rows.append(("paid", a["cycle__attempts"] + 1, None, a["cycle_id"]))
@@ -387,7 +387,7 @@ class _Recorder:
         days = retry_days()
         a["next_retry"] = self.today + dt.timedelta(days=days[tries - 1]) if tries <= len(days) else None
         if a["cycle_id"]:
-            self.cycle_rows.append(("failed", tries, db_value(a["next_retry"]) if a["next_retry"] else None,
+            self.cycle_rows.append(("failed", tries, self.v(a["next_retry"]) if a["next_retry"] else None,
                                     a["cycle_id"]))
         sub = self.subs.get(a["invoice__subscription_id"])
         if sub is None:
@@ -402,7 +402,7 @@ class _Recorder:
                 self.summary.canceled += 1
 
     def _write(self, now_db) -> None:
-        v = db_value
+        v = self.v
         execute_many(
             "UPDATE billing_paymentattempt SET status = %s, charge_ref = %s, completed_at = %s, failure_code = %s,"
             " failure_message = %s WHERE id = %s", self.attempt_rows)

@@ -24,6 +24,21 @@ def db_value(value: Any) -> Any:
     return value
 
 
+def db_adapter():
+    """``db_value`` bound to the current connection's operations: for loops over many rows."""
+    ops = connection.ops
+    adapt_datetime, adapt_date = ops.adapt_datetimefield_value, ops.adapt_datefield_value
+
+    def adapt(value: Any) -> Any:
+        if isinstance(value, dt.datetime):
+            return adapt_datetime(value)
+        if isinstance(value, dt.date):
+            return adapt_date(value)
+        return value
+
+    return adapt
+
+
 def _chunks(rows: Sequence, width: int) -> Iterable[Sequence]:
     size = max(1, _MAX_PARAMS // max(width, 1))
     for lo in range(0, len(rows), size):

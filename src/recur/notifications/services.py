@@ -59,12 +59,13 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.files.storage import default_storage
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import translation
 
 from recur.core import clock
+from recur.core.db import db_value, insert_many
 from recur.core.errors import ValidationFailed, from_django_validation
 from recur.core.models import User
 from recur.notifications.models import (
@@ -122,7 +123,8 @@ def sender(account: AccountSettings) -> tuple[str, str]:
 
 def _row(account: AccountSettings, domain: str, now: dt.datetime, kind: str, to_email: str, *, to_name: str = "",
          language: str = "en", context: dict, record: tuple[str, int] | None = None,
-         dedupe_key: str | None = None) -> OutboxMessage | None:
+         dedupe_key: str | None = None) -> dict | None:
+    """The validated column values of one outbox row, or None when the account switched the kind off."""
     if kind not in KINDS:
         raise ValueError(f"kind: unknown e-mail kind {kind!r}; known: {', '.join(KINDS)}")
     if not to_email or "@" not in to_email:
@@ -132,17 +134,17 @@ def _row(account: AccountSettings, domain: str, now: dt.datetime, kind: str, to_
         raise ValueError(f"context: {kind} needs {', '.join(sorted(missing))}")
     if kind in BUYER_KINDS and kind not in account.buyer_emails_enabled:
         return None
-    return OutboxMessage(
+    return dict(
         kind=kind, to_email=to_email.strip(), to_name=to_name or "",
         language=language if language in EMAIL_LANGUAGES else "en",
         context=json.loads(json.dumps(context, cls=DjangoJSONEncoder)),
         record_type=record[0] if record else "", record_id=record[1] if record else None,
-        dedupe_key=dedupe_key or None, status=OutboxMessage.QUEUED, next_attempt_at=now, created_at=now,
-        message_id=make_msgid(domain=domain),
+        dedupe_key=dedupe_key or None, status=OutboxMessage.QUEUED, attempts=0, next_attempt_at=now, last_error="",
+        created_at=now, message_id=make_msgid(domain=domain),
     )
 
 
-def _prepare(messages: list[dict]) -> list[OutboxMessage]:
+def _prepare(messages: list[dict]) -> list[dict]:
     account, now = account_settings(), clock.now()
     domain = sender(account)[1].rpartition("@")[2] or "localhost"
     rows = [_row(account, domain, now, **m) for m in messages]
@@ -156,18 +158,20 @@ def queue_email(kind: str, to_email: str, *, to_name: str = "", language: str = 
                           record=record, dedupe_key=dedupe_key)])
     if not rows:
         return None
+    message = OutboxMessage(**rows[0])
     try:
         with transaction.atomic():  # a savepoint: a duplicate key leaves the caller's transaction intact
-            rows[0].save(force_insert=True)
+            message.save(force_insert=True)
     except IntegrityError:
         if dedupe_key and OutboxMessage.objects.filter(dedupe_key=dedupe_key).exists():
             return None
         raise
-    return rows[0]
+    return message
 
 
 def queue_many(messages: list[dict]) -> int:
-    """Queue many e-mails with one INSERT; each dict holds queue_email's arguments by name.
+    """Queue many e-mails with one plain-SQL INSERT (the billing run's hot path); each dict holds
+    queue_email's arguments by name.
 
     Rows whose dedupe_key exists already (or repeats in the batch) are skipped.
     Returns the number of rows written (a concurrent writer of the same key can
@@ -175,16 +179,27 @@ def queue_many(messages: list[dict]) -> int:
     """
     rows, seen = [], set()
     for row in _prepare(messages):
-        if row.dedupe_key is not None:
-            if row.dedupe_key in seen:
+        if row["dedupe_key"] is not None:
+            if row["dedupe_key"] in seen:
                 continue
-            seen.add(row.dedupe_key)
+            seen.add(row["dedupe_key"])
         rows.append(row)
     if seen:
         existing = set(OutboxMessage.objects.filter(dedupe_key__in=seen).values_list("dedupe_key", flat=True))
-        rows = [r for r in rows if r.dedupe_key not in existing]
-    OutboxMessage.objects.bulk_create(rows, ignore_conflicts=True)
+        rows = [r for r in rows if r["dedupe_key"] not in existing]
+    if rows:
+        now = db_value(rows[0]["created_at"])
+        adapt = connection.ops.adapt_json_value
+        insert_many("notifications_outboxmessage", _COLUMNS,
+                    [(r["kind"], r["to_email"], r["to_name"], r["language"], adapt(r["context"], None),
+                      r["record_type"], r["record_id"], r["dedupe_key"], r["status"], 0, now, "", now,
+                      r["message_id"]) for r in rows],
+                    ignore_conflicts_on="dedupe_key")
     return len(rows)
+
+
+_COLUMNS = ("kind", "to_email", "to_name", "language", "context", "record_type", "record_id", "dedupe_key", "status",
+            "attempts", "next_attempt_at", "last_error", "created_at", "message_id")
 
 
 def admin_recipients(kind: str) -> list[User]:

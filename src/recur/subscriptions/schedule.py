@@ -9,8 +9,9 @@ Periods are half-open: ``[start, end)`` with ``end`` = start of the next period.
 
 from __future__ import annotations
 
+from calendar import monthrange
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -71,8 +72,14 @@ def period_start(anchor: date, frequency: str, k: int) -> date:
     _check_date(anchor, "Anchor")
     _check_frequency(frequency)
     _check_count(k, "Period index", 0)
+    # Plain arithmetic, equal to ``anchor + FREQUENCIES[frequency] * k`` (relativedelta) but
+    # several times faster: the billing run computes a few of these per renewal.
     try:
-        return anchor + FREQUENCIES[frequency] * k
+        if frequency in _WEEKS:
+            return anchor + timedelta(weeks=_WEEKS[frequency] * k)
+        months = anchor.month - 1 + _MONTHS[frequency] * k
+        year, month = anchor.year + months // 12, months % 12 + 1
+        return date(year, month, min(anchor.day, monthrange(year, month)[1]))
     except (OverflowError, ValueError) as exc:
         raise ValueError(f"Period {k} of a {frequency} schedule from {anchor} is out of range.") from exc
 
