@@ -287,3 +287,45 @@ def test_refund_never_more_than_paid(api, buyer, on):
     r = api.post(f"/payments/{pay['id']}/refund", {"amount": {"amount": "0.01", "currency": "EUR"}})
     assert r.status_code == 422
     assert api.get(f"/payments/{pay['id']}").json()["status"] == "refunded"
+
+
+def test_reminder_days_before_each_payment_once(api, buyer, on):
+    """R-BILL-3: with reminders on, one e-mail N days before each payment date."""
+    from recur.notifications import services as outbox
+
+    outbox.update_account_settings(reminder_enabled=True, reminder_days=14)
+    on(D(2027, 3, 1))
+    contact, pm = buyer()
+    create(api, contact, pm)
+    for day in (D(2027, 3, 17), D(2027, 3, 18), D(2027, 3, 25)):
+        on(day)
+        engine.run()
+    reminders = OutboxMessage.objects.filter(kind="payment_reminder")
+    assert reminders.count() == 1
+    assert reminders.get().context["payment_date"] == "2027-04-01"
+
+
+def test_a_simulated_year_with_recur_bill_until(api, buyer, settings, capsys):
+    """`recur bill --until` in test mode steps the simulated clock through a year: 12 payments,
+    in order, and exactly the expected e-mails (R-BILL-1, R-BILL-2, R-BILL-4, R-SIGN-1)."""
+    from recur.cli import main
+    from recur.core import clock
+    from recur.core.models import SimulatedClock
+
+    settings.RECUR_TEST_MODE = True
+    SimulatedClock.objects.create(pk=1, now=clock.start_of_day(D(2027, 1, 15)) + dt.timedelta(hours=9))
+    assert clock.today() == D(2027, 1, 15)
+    contact, pm = buyer()
+    s = create(api, contact, pm)
+    assert main(["bill", "--until", "2027-12-31"]) == 0
+    out = capsys.readouterr().out
+    assert "11 charged" in out and clock.today() == D(2027, 12, 31)
+    pays = Payment.objects.filter(subscription_id=s["id"]).order_by("pk")
+    assert [p.period_start for p in pays] == [D(2027, m, 15) for m in range(1, 13)]
+    assert [p.paid_on for p in pays] == [D(2027, m, 15) for m in range(1, 13)]
+    kinds = list(OutboxMessage.objects.order_by("pk").values_list("kind", "to_email"))
+    first = [("payment_receipt", "anna@example.nl"), ("admin_payment_succeeded", "admin@example.com"),
+             ("seller_receipt", "admin@example.com")]
+    monthly = [("payment_receipt", "anna@example.nl"), ("admin_payment_succeeded", "admin@example.com")]
+    assert kinds == first + monthly * 11
+    assert OutboxMessage.objects.filter(kind="payment_receipt", language="nl").count() == 12

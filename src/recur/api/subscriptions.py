@@ -9,6 +9,7 @@ from typing import Literal
 from ninja import Field, Query, Router, Schema, Status
 
 from recur.api.base import MoneySchema, iso, money_in, money_out, paginate, scoped
+from recur.api.records import add_record_routes
 from recur.api.billing import invoice_out, payment_out
 from recur.billing.models import Invoice, Payment
 from recur.core import clock, records
@@ -198,12 +199,6 @@ def cancel(request, record_id: int, payload: CancelIn):
     return body
 
 
-@router.delete("/{record_id}", auth=WRITE, response={204: None}, summary="Delete (canceled or expired only)")
-def delete(request, record_id: int):
-    services.delete_subscription(request.user, _sub(record_id))
-    return Status(204, None)
-
-
 @router.get("/{record_id}/schedule", auth=READ, summary="The next N periods")
 def upcoming(request, record_id: int, count: int = 12):
     sub = _sub(record_id)
@@ -231,3 +226,8 @@ def update_payment_method_link(request, record_id: int):
     from recur.checkout.links import update_payment_method_url
 
     return {"url": update_payment_method_url(_sub(record_id)), "expires_in_days": 7}
+
+
+# delete (canceled or expired only, R-MAN-4), associations (R-NEW-4) and history (R-OBJ-4)
+add_record_routes(router, "subscription", "subscriptions",
+                  delete=lambda sub, actor: services.delete_subscription(actor, sub))

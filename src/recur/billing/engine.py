@@ -540,6 +540,37 @@ def _lifecycle(today: dt.date, summary: Summary) -> None:
                                                subscription__status="active")
                         .values_list("subscription_id", flat=True).distinct())
         Subscription.objects.filter(pk__in=list(overdue_subs)).update(status="past_due", updated_at=now)
+        summary.emails_queued += _queue_reminders(today)
+
+
+def _queue_reminders(today: dt.date) -> int:
+    """R-BILL-3: a reminder N days before the next payment (account setting; once per payment date).
+
+    Every subscription whose payment falls within the next N days gets one, so a
+    run that missed a day still sends it, late rather than never."""
+    account = outbox.account_settings()
+    if not account.reminder_enabled:
+        return 0
+    from recur.checkout.links import update_payment_method_url
+
+    due = (Subscription.objects.filter(status__in=("active", "scheduled"), cancel_at__isnull=True,
+                                       next_payment_date__gt=today,
+                                       next_payment_date__lte=today + dt.timedelta(days=account.reminder_days))
+           .select_related("contact", "payment_method").order_by("pk"))
+    messages = []
+    for sub in due.iterator(chunk_size=1000):
+        c, pm = sub.contact, sub.payment_method
+        if not c.email:
+            continue
+        messages.append({
+            "kind": "payment_reminder", "to_email": c.email, "to_name": c.name, "language": c.language,
+            "record": ("subscription", sub.pk), "dedupe_key": f"reminder:{sub.pk}:{sub.next_payment_date}",
+            "context": {"subscription_name": sub.name, "amount": _money(sub.amount, sub.currency),
+                        "payment_date": sub.next_payment_date,
+                        "payment_method": {"type": pm.type, "brand": pm.brand, "last4": pm.last4} if pm else None,
+                        "update_url": update_payment_method_url(sub) if sub.collection == "auto_charge" else ""},
+        })
+    return outbox.queue_many(messages)
 
 
 def _stop_retries(sub: Subscription) -> None:
@@ -593,6 +624,12 @@ def next_event_date(after: dt.date) -> dt.date | None:
         Subscription.objects.filter(status="active", billing_terms="fixed", end_date__gt=after)
         .aggregate(d=Min("end_date"))["d"],
     ]
+    account = outbox.account_settings()
+    if account.reminder_enabled:
+        lead = dt.timedelta(days=account.reminder_days)
+        first = (Subscription.objects.filter(status__in=("active", "scheduled"), next_payment_date__gt=after + lead)
+                 .aggregate(d=Min("next_payment_date"))["d"])
+        candidates.append(first - lead if first else None)
     due = Invoice.objects.filter(status="open", collection="manual", due_date__gte=after).aggregate(d=Min("due_date"))["d"]
     if due:
         candidates.append(due + dt.timedelta(days=1))
