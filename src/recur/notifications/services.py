@@ -59,7 +59,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.files.storage import default_storage
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import translation
@@ -137,7 +137,7 @@ def _row(account: AccountSettings, domain: str, now: dt.datetime, kind: str, to_
     return dict(
         kind=kind, to_email=to_email.strip(), to_name=to_name or "",
         language=language if language in EMAIL_LANGUAGES else "en",
-        context=json.loads(json.dumps(context, cls=DjangoJSONEncoder)),
+        context=json.dumps(context, cls=DjangoJSONEncoder),  # JSON text; refuses what JSON cannot hold
         record_type=record[0] if record else "", record_id=record[1] if record else None,
         dedupe_key=dedupe_key or None, status=OutboxMessage.QUEUED, attempts=0, next_attempt_at=now, last_error="",
         created_at=now, message_id=make_msgid(domain=domain),
@@ -158,7 +158,7 @@ def queue_email(kind: str, to_email: str, *, to_name: str = "", language: str = 
                           record=record, dedupe_key=dedupe_key)])
     if not rows:
         return None
-    message = OutboxMessage(**rows[0])
+    message = OutboxMessage(**{**rows[0], "context": json.loads(rows[0]["context"])})
     try:
         with transaction.atomic():  # a savepoint: a duplicate key leaves the caller's transaction intact
             message.save(force_insert=True)
@@ -189,9 +189,8 @@ def queue_many(messages: list[dict]) -> int:
         rows = [r for r in rows if r["dedupe_key"] not in existing]
     if rows:
         now = db_value(rows[0]["created_at"])
-        adapt = connection.ops.adapt_json_value
         insert_many("notifications_outboxmessage", _COLUMNS,
-                    [(r["kind"], r["to_email"], r["to_name"], r["language"], adapt(r["context"], None),
+                    [(r["kind"], r["to_email"], r["to_name"], r["language"], r["context"],
                       r["record_type"], r["record_id"], r["dedupe_key"], r["status"], 0, now, "", now,
                       r["message_id"]) for r in rows],
                     ignore_conflicts_on="dedupe_key")
