@@ -52,6 +52,17 @@ def insert_returning_ids(table: str, columns: Sequence[str], rows: Sequence[Sequ
         return ids
     cols = ", ".join(columns)
     one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    if connection.vendor == "postgresql":
+        # psycopg pipelines executemany; one short statement is parsed once, where a
+        # statement with thousands of placeholders would be re-parsed on every call.
+        with connection.cursor() as cur:
+            raw = cur.cursor
+            raw.executemany(f"INSERT INTO {table} ({cols}) VALUES {one} RETURNING id", rows, returning=True)
+            while True:
+                ids.append(raw.fetchone()[0])
+                if not raw.nextset():
+                    break
+        return ids
     with connection.cursor() as cur:
         for chunk in _chunks(rows, len(columns)):
             sql = f"INSERT INTO {table} ({cols}) VALUES " + ", ".join([one] * len(chunk)) + " RETURNING id"
@@ -67,6 +78,9 @@ def insert_many(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     cols = ", ".join(columns)
     one = "(" + ", ".join(["%s"] * len(columns)) + ")"
     tail = f" ON CONFLICT ({ignore_conflicts_on}) DO NOTHING" if ignore_conflicts_on else ""
+    if connection.vendor == "postgresql":
+        execute_many(f"INSERT INTO {table} ({cols}) VALUES {one}{tail}", rows)
+        return
     with connection.cursor() as cur:
         for chunk in _chunks(rows, len(columns)):
             cur.execute(f"INSERT INTO {table} ({cols}) VALUES " + ", ".join([one] * len(chunk)) + tail,
