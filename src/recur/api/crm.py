@@ -5,11 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from django.db import transaction
 from ninja import Field, Router, Schema, Status
 
 from recur.api.base import MoneySchema, iso, money_in, money_out, paginate, scoped
+from recur.api.billing import invoice_out
+from recur.api.quotes import ConvertIn, bill_due_now, conversion_out, line_item_out
 from recur.api.records import add_record_routes
 from recur.core import records
+from recur.core.errors import ValidationFailed
 from recur.crm import services
 from recur.crm.models import Company, Contact, Deal, Product
 
@@ -171,6 +175,7 @@ deals = Router(tags=["deals"])
 
 class DealIn(Schema):
     name: str = Field(..., min_length=1)
+    line_items: list[dict] | None = None
     amount: MoneySchema | None = None
     stage: str = "appointment_scheduled"
     close_date: dt.date | None = None
@@ -179,6 +184,7 @@ class DealIn(Schema):
 
 class DealPatch(Schema):
     name: str | None = Field(None, min_length=1)
+    line_items: list[dict] | None = None
     amount: MoneySchema | None = None
     stage: str | None = None
     close_date: dt.date | None = None
@@ -187,6 +193,7 @@ class DealPatch(Schema):
 
 def _deal_data(payload: Schema) -> dict:
     data = _patch(payload)
+    data.pop("line_items", None)
     if "amount" in data:
         parsed = money_in(data.pop("amount"), "amount")
         if parsed:
@@ -196,7 +203,22 @@ def _deal_data(payload: Schema) -> dict:
 
 def deal_out(d: Deal) -> dict:
     return {**_base(d), "name": d.name, "amount": money_out(d.amount, d.currency), "stage": d.stage,
-            "close_date": iso(d.close_date)}
+            "close_date": iso(d.close_date), "line_items": [line_item_out(li, d.currency) for li in d.line_items.all()]}
+
+
+def _deal_items(request, deal: Deal, payload) -> None:
+    """Line items (same shape as a subscription's) replace the deal's, when given."""
+    if payload.line_items is not None:
+        from pydantic import ValidationError as PydanticError
+
+        from recur.api.subscriptions import LineItemIn, line_items_in
+        from recur.crm import quotes
+
+        try:
+            items = [LineItemIn(**it) for it in payload.line_items]
+        except (PydanticError, TypeError) as exc:
+            raise ValidationFailed(f"line_items: {exc}", field="line_items") from None
+        quotes.set_deal_line_items(request.user, deal, line_items_in(items))
 
 
 @deals.get("", auth=READ, summary="List deals")
@@ -207,9 +229,12 @@ def list_deals(request, limit: int | None = None, after: str | None = None, stag
     return paginate(qs, limit, after, deal_out)
 
 
-@deals.post("", auth=WRITE, response={201: dict}, summary="Create a deal")
+@deals.post("", auth=WRITE, response={201: dict}, summary="Create a deal (with line items, optionally)")
 def create_deal(request, payload: DealIn):
-    return Status(201, deal_out(services.create_deal(request.user, _deal_data(payload))))
+    with transaction.atomic():
+        deal = services.create_deal(request.user, _deal_data(payload))
+        _deal_items(request, deal, payload)
+    return Status(201, deal_out(deal))
 
 
 @deals.get("/{record_id}", auth=READ, summary="Get a deal")
@@ -220,7 +245,28 @@ def get_deal(request, record_id: int):
 @deals.patch("/{record_id}", auth=WRITE, summary="Update a deal")
 def update_deal(request, record_id: int, payload: DealPatch):
     deal = records.get_record("deal", record_id)
-    return deal_out(services.update_deal(request.user, deal, _deal_data(payload)))
+    with transaction.atomic():
+        deal = services.update_deal(request.user, deal, _deal_data(payload))
+        _deal_items(request, deal, payload)
+    return deal_out(deal)
+
+
+@deals.post("/{record_id}/convert-to-subscription", auth=scoped("subscriptions:write"),
+            summary="The deal's recurring line items become subscriptions (R-NEW-5, R-SIGN-4)")
+def deal_to_subscription(request, record_id: int, payload: ConvertIn):
+    from recur.subscriptions import conversions
+
+    deal = records.get_record("deal", record_id)
+    return conversion_out(bill_due_now(conversions.deal_to_subscriptions(request.user, deal, payload.dict())))
+
+
+@deals.post("/{record_id}/convert-to-invoice", auth=scoped("subscriptions:write"), response={201: dict},
+            summary="A deal without recurring line items becomes an invoice (R-NEW-5)")
+def deal_to_invoice(request, record_id: int, payload: ConvertIn):
+    from recur.subscriptions import conversions
+
+    deal = records.get_record("deal", record_id)
+    return Status(201, invoice_out(conversions.deal_to_invoice(request.user, deal, payload.dict())))
 
 
 add_record_routes(deals, "deal", "crm")

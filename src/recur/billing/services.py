@@ -167,3 +167,47 @@ def apply_proration(actor, sub, preview) -> Invoice | int | None:
         # leaves the attempt "started" for the next run's recovery.
         transaction.on_commit(lambda: engine.charge_attempts([attempt.pk]))
     return inv
+
+
+@transaction.atomic
+def create_invoice(actor, *, contact, items: list[dict], payment_terms: str = "due_on_receipt",
+                   accept_online_payments: bool = True, related=()) -> Invoice:
+    """A one-off invoice (one-time line items of a deal or quote), collected manually (R-NEW-5, R-NEW-6)."""
+    from recur.billing.engine import _allocate_numbers
+    from recur.checkout.links import invoice_url
+    from recur.core.money import line_amounts
+    from recur.notifications import services as outbox
+    from recur.subscriptions.models import PAYMENT_TERM_DAYS
+
+    if not items:
+        raise ValidationFailed("line_items: an invoice needs at least one line item", field="line_items")
+    if payment_terms not in PAYMENT_TERM_DAYS:
+        raise ValidationFailed(f"payment_terms: must be one of {', '.join(PAYMENT_TERM_DAYS)}", field="payment_terms")
+    today = clock.today()
+    amounts = [line_amounts(it["unit_price"], it.get("quantity", 1), it.get("discount_percent"), None,
+                            it.get("tax_rate")) for it in items]
+    currency = items[0]["currency"]
+    number = _allocate_numbers({today.year: 1})[today.year][0]
+    address = {f: getattr(contact, f) for f in contact.ADDRESS_FIELDS if getattr(contact, f)}
+    inv = records.create(Invoice, actor, {
+        "number": number, "contact": contact, "status": "open", "issue_date": today,
+        "due_date": today + dt.timedelta(days=PAYMENT_TERM_DAYS[payment_terms]), "payment_terms": payment_terms,
+        "collection": "manual", "accept_online_payments": accept_online_payments, "currency": currency,
+        "subtotal": sum(a.net for a in amounts), "tax": sum(a.tax for a in amounts),
+        "total": sum(a.total for a in amounts), "billing_address": address,
+    })
+    InvoiceLine.objects.bulk_create([
+        InvoiceLine(invoice=inv, position=i, name=it["name"], quantity=it.get("quantity", 1),
+                    unit_price=it["unit_price"], discount=a.discount, tax_rate=it.get("tax_rate") or 0, tax=a.tax,
+                    total=a.total)
+        for i, (it, a) in enumerate(zip(items, amounts))
+    ])
+    for other in (contact, *related):
+        records.associate(actor, inv, other)
+    if contact.email:
+        outbox.queue_email("invoice_issued", contact.email, to_name=contact.name, language=contact.language,
+                           record=("invoice", inv.pk), dedupe_key=f"invoice_issued:{inv.pk}",
+                           context={"invoice_number": inv.number, "total": outbox.money(inv.total, currency),
+                                    "issue_date": today, "due_date": inv.due_date,
+                                    "pay_url": invoice_url(inv) if accept_online_payments else ""})
+    return inv
