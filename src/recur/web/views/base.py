@@ -100,8 +100,28 @@ def _record_page(request, record_type, pk, template, extra=None):
         if t != record_type:
             assoc[t] = records.associated(obj, t)
     return render(request, template, {
-        "obj": obj, "history": records.history(record_type, pk).order_by("-at", "-id"), "assoc": assoc, **(extra or {}),
+        "obj": obj, "history": records.history(record_type, pk).order_by("-at", "-id"), "assoc": assoc,
+        "record_type": record_type, "subscriptions": subscriptions_of(obj), **(extra or {}),
     })
+
+
+def subscriptions_of(obj) -> list:
+    """The subscriptions shown on a contact, company or deal (R-VIEW-3): billed to it, or associated."""
+    from django.db.models import Q
+
+    from recur.subscriptions.models import Subscription
+    from recur.web.subscription_index import STATUS_BADGES
+
+    ids = [i for _, i, _ in records.associated_ids(obj.record_type, obj.pk, "subscription")]
+    q = Q(pk__in=ids)
+    if obj.record_type == "contact":
+        q |= Q(contact_id=obj.pk)
+    elif obj.record_type == "company":
+        q |= Q(company_id=obj.pk)
+    subs = list(Subscription.objects.filter(q).order_by("-pk")[:50])
+    for s in subs:
+        s.badge = STATUS_BADGES.get(s.status, "grey")
+    return subs
 
 
 @login_required

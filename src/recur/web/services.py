@@ -1,0 +1,72 @@
+"""State changes of the web app's own records: saved views of index pages (R-VIEW-1).
+
+Like every service, each function is one transaction and bad input raises
+``ValidationFailed`` naming the field.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import Max
+
+from recur.core import clock
+from recur.core.errors import NotFound, ValidationFailed
+from recur.web.models import SavedView
+
+MAX_VIEWS = 50
+
+
+def views_of(user, object_type: str = "subscription"):
+    return SavedView.objects.filter(owner=user, object_type=object_type).order_by("position", "id")
+
+
+def get_view(user, view_id) -> SavedView:
+    view = SavedView.objects.filter(owner=user, pk=view_id).first() if str(view_id).isdigit() else None
+    if view is None:
+        raise NotFound(f"No saved view with id {view_id}")
+    return view
+
+
+def _name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationFailed("name: a view needs a name", field="name")
+    if len(name) > 100:
+        raise ValidationFailed("name: at most 100 characters", field="name")
+    return name
+
+
+@transaction.atomic
+def create_view(user, name: str, state: dict, object_type: str = "subscription") -> SavedView:
+    """``state``: {"filters": {...}, "columns": [...], "sort": "..."}."""
+    name = _name(name)
+    mine = views_of(user, object_type)
+    if mine.filter(name__iexact=name).exists():
+        raise ValidationFailed(f"name: you have a view called {name!r} already", field="name")
+    if mine.count() >= MAX_VIEWS:
+        raise ValidationFailed(f"name: at most {MAX_VIEWS} views", field="name")
+    now = clock.now()
+    position = (mine.aggregate(m=Max("position"))["m"] or 0) + 1
+    return SavedView.objects.create(owner=user, object_type=object_type, name=name, filters=state["filters"],
+                                    columns=state["columns"], sort=state["sort"], position=position,
+                                    created_at=now, updated_at=now)
+
+
+@transaction.atomic
+def update_view(user, view: SavedView, *, name: str | None = None, state: dict | None = None) -> SavedView:
+    view = SavedView.objects.select_for_update().get(pk=get_view(user, view.pk).pk)
+    if name is not None:
+        name = _name(name)
+        if views_of(user, view.object_type).filter(name__iexact=name).exclude(pk=view.pk).exists():
+            raise ValidationFailed(f"name: you have a view called {name!r} already", field="name")
+        view.name = name
+    if state is not None:
+        view.filters, view.columns, view.sort = state["filters"], state["columns"], state["sort"]
+    view.updated_at = clock.now()
+    view.save()
+    return view
+
+
+@transaction.atomic
+def delete_view(user, view: SavedView) -> None:
+    get_view(user, view.pk).delete()
