@@ -37,6 +37,10 @@ def test_demo_loads_and_prints_login(capsys):
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
     assert "Demo login:" in out and Contact.objects.count() == 12
+    from recur.subscriptions.models import Subscription
+
+    statuses = set(Subscription.objects.values_list("status", flat=True))
+    assert statuses == {"active", "past_due", "canceled", "expired", "scheduled", "paused"}
     assert main(["demo"]) == 0  # a second run changes nothing
     assert Contact.objects.count() == 12
 

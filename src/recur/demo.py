@@ -42,12 +42,16 @@ PRODUCTS = [
 ]
 
 
-@transaction.atomic
-def load_demo() -> Iterator[str]:
+def load_demo() -> list[str]:
     if User.objects.filter(email=DEMO_EMAIL).exists():
-        yield "The demo data is loaded already."
-        yield f"Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}"
-        return
+        return ["The demo data is loaded already.", f"Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}"]
+    with transaction.atomic():
+        lines = list(_crm())
+    lines.insert(-1, _subscriptions())
+    return lines
+
+
+def _crm() -> Iterator[str]:
     rng = random.Random(2026)
     owner = create_user(DEMO_EMAIL, DEMO_PASSWORD, super_admin=True, name="Demo Admin")
     products = [
@@ -79,3 +83,86 @@ def load_demo() -> Iterator[str]:
         records.associate(owner, deal, contacts[i])
     yield f"Loaded {len(contacts)} contacts, {len(companies)} companies, {len(companies)} deals, {len(products)} products."
     yield f"Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}"
+
+
+# (contact index, products with quantities, months ago it started, card, collection, what happened)
+SUBSCRIPTIONS = [
+    (0, [("PLAN-TEAM", 1)], 12, "4242424242424242", "auto_charge", None),
+    (1, [("SUPPORT", 1)], 2, "4000000000000341", "auto_charge", None),  # every charge fails: Unpaid
+    (2, [("PLAN-BIZ-Y", 1)], 11, "4242424242424242", "auto_charge", None),
+    (3, [("PLAN-START", 1)], 6, "4242424242424242", "auto_charge", ("fixed", 3)),  # Expired
+    (4, [("PLAN-TEAM", 1)], 9, "5555555555554444", "auto_charge", ("cancel", 3)),  # Canceled with a refund
+    (5, [("REVIEW-Q", 1)], 8, None, "manual", ("pay_invoices", 2)),
+    (6, [("PLAN-START", 1)], -1, "4242424242424242", "auto_charge", None),  # Scheduled
+    (7, [("SUPPORT", 1)], 5, "4242424242424242", "auto_charge", ("pause", 1)),  # Paused
+    (8, [("PLAN-TEAM", 1)], 4, "bank", "auto_charge", None),  # bank debits
+    (9, [("PLAN-TEAM", 1), ("SEAT", 5)], 7, "4242424242424242", "auto_charge", None),
+]
+
+
+def _subscriptions() -> str:
+    """A year of history, made by the real services and billing run while the clock moves."""
+    from dateutil.relativedelta import relativedelta
+
+    from recur.billing import engine
+    from recur.billing import services as billing
+    from recur.billing.models import Invoice
+    from recur.core import clock
+    from recur.crm.models import Contact, Product
+    from recur.payments import services as payments
+    from recur.subscriptions import services as subs
+
+    owner = User.objects.get(email=DEMO_EMAIL)
+    contacts = list(Contact.objects.order_by("pk"))
+    products = {p.sku: p for p in Product.objects.all()}
+    today = clock.today()
+    events: dict = {}
+    for plan in SUBSCRIPTIONS:
+        i, items, months, card, collection, after = plan
+        start = today + relativedelta(days=20) if months < 0 else today - relativedelta(months=months)
+        events.setdefault(start if months >= 0 else today, []).append(("create", plan, start))
+    made = []
+    day = min(events)
+    while day <= today:
+        with clock.freeze(day):
+            for kind, plan, extra in events.pop(day, []):
+                i, items, months, card, collection, after = plan
+                contact = contacts[i]
+                if kind == "create":
+                    pm = None
+                    if card == "bank":
+                        pm = payments.add_payment_method(owner, contact, {"type": "bank_account", "bank_account": {
+                            "routing_number": "110000000", "account_number": "000123456789",
+                            "holder_name": contact.name}})
+                    elif card:
+                        pm = payments.add_payment_method(owner, contact, {"type": "card", "card": {
+                            "number": card, "exp_month": 12, "exp_year": today.year + 3, "cvc": "123"}})
+                    line_items = [{"product_id": products[sku].pk, "quantity": q} for sku, q in items]
+                    if after and after[0] == "fixed":
+                        for li in line_items:
+                            li.update(billing_terms="fixed", number_of_payments=after[1])
+                    if months < 0:
+                        for li in line_items:
+                            li["billing_start_date"] = extra
+                    sub = subs.create_subscription(owner, {
+                        "contact_id": contact.pk, "collection": collection, "payment_method_id": pm.pk if pm else None,
+                        "payment_terms": "net_30" if collection == "manual" else "due_on_receipt",
+                        "line_items": line_items})
+                    made.append(sub)
+                    if after and after[0] in ("cancel", "pause"):
+                        events.setdefault(today - relativedelta(months=after[1]) + relativedelta(days=9),
+                                          []).append((after[0], plan, sub))
+                elif kind == "cancel":
+                    subs.cancel(owner, extra, "refund_unused", confirm=True)
+                elif kind == "pause":
+                    subs.pause(owner, extra)
+            engine.run(day)
+            for sub in made:
+                i, _, _, _, collection, after = next(p for p in SUBSCRIPTIONS if contacts[p[0]].pk == sub.contact_id)
+                if after and after[0] == "pay_invoices":
+                    for inv in Invoice.objects.filter(subscription=sub, status="open").order_by("pk")[:1]:
+                        if (day - inv.issue_date).days == 12 and Invoice.objects.filter(
+                                subscription=sub, status="paid").count() < after[1]:
+                            billing.record_manual_payment(owner, inv, inv.amount_due, reference="Bank transfer")
+        day += relativedelta(days=1)
+    return f"Made {len(made)} subscriptions with a year of payments, invoices and e-mails."

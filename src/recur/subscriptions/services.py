@@ -331,7 +331,7 @@ def change_preview(sub: Subscription, new_amount: int):
 def pause(actor, sub: Subscription) -> Subscription:
     sub = _locked(sub)
     new = _transition(sub, "pause")
-    return records.update(sub, actor, {"status": new, "paused_at": clock.now()})
+    return records.update(sub, actor, {"status": new, "paused_at": clock.now(), "next_payment_date": None})
 
 
 @transaction.atomic
