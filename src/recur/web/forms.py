@@ -367,6 +367,20 @@ class ViewNameForm(forms.Form):
                            error_messages={"required": _("Give the view a name.")})
 
 
+def initial_from(data, form: forms.Form) -> dict:
+    """The values of a bound form as ``initial`` of an unbound one (to re-show input without errors)."""
+    init = {}
+    for name, f in form.fields.items():
+        key = form.add_prefix(name)
+        if isinstance(f, forms.MultipleChoiceField):
+            init[name] = data.getlist(key)
+        elif isinstance(f, forms.BooleanField):
+            init[name] = data.get(key) not in (None, "", "false", "0", "off")
+        elif key in data:
+            init[name] = data.get(key)
+    return init
+
+
 def parse_iso(value: str) -> dt.date | None:
     try:
         return dt.date.fromisoformat(value)

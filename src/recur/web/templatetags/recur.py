@@ -17,3 +17,9 @@ def money(minor, currency):
     amount = Decimal(int(minor)).scaleb(-currency_exponent(currency))
     locale = {"nl": "nl_NL", "en": "en_US"}.get(translation.get_language() or "en", "en_US")
     return format_currency(amount, currency, locale=locale)
+
+
+@register.filter
+def neg(value):
+    """-value (to show a credit as a positive amount)."""
+    return -int(value or 0)

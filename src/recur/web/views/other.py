@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from recur.billing.models import Invoice, Payment
+from recur.billing.services import refundable
 from recur.core import records
 from recur.core.errors import ServiceError
 from recur.subscriptions.models import Subscription
@@ -103,6 +104,7 @@ def payment_list(request):
     rows, nxt = _keyset(request, qs)
     for r in rows:
         r.badge = PAYMENT_BADGES.get(r.status, "grey")
+        r.left = refundable(r)
     return render(request, "web/payment_list.html", {
         "rows": rows, "next": nxt, "status": status, "statuses": Payment.STATUSES})
 

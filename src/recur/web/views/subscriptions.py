@@ -64,7 +64,7 @@ def subscription_index(request):
     tab_status = ix.TABS.get(tab) if view is None else None
     qs, errors = ix.filtered_queryset(state, tab_status)
     qs = qs.select_related(*ix.related_for(state.columns))
-    pg = ix.page(qs, state, q.get("after"), q.get("before"))
+    pg = ix.page(qs, state, q.get("after"), q.get("before"), limit=ix.PAGE)
     count, count_text = ix.count_label(qs, filtered=state.filtered or bool(tab_status))
 
     base = [("view", str(view.pk)), ("x", "1")] if view else ([("tab", tab)] if tab != "all" else [])

@@ -123,6 +123,9 @@ def subscription_new(request):
     form = wf.WizardForm(data)
     items = wf.item_forms(data, count, products)
     if any(k in data for k in ("add_item", "search_contact", "refresh", "back")):
+        # Re-show the form as it was typed, without judging it yet.
+        form = wf.WizardForm(initial=wf.initial_from(data, form))
+        items = [wf.ItemForm(prefix=f.prefix, products=products, initial=wf.initial_from(data, f)) for f in items]
         return _edit(request, form, items, count, {**ctx, "show_errors": False})
     valid = form.is_valid() & all([f.is_valid() for f in items])
     rows = wf.item_dicts(items, form.cleaned_data.get("currency") or "EUR") if valid else []
@@ -156,8 +159,10 @@ def subscription_new(request):
         else:
             messages.success(request, _("Subscription “%(name)s” is created.") % {"name": sub.name})
         return redirect("subscription_detail", pk=sub.pk)
+    hidden = [(k, v) for k in data for v in data.getlist(k)
+              if k not in ("csrfmiddlewaretoken", "confirm", "create", "back", "add_item", "search_contact")]
     return render(request, "web/subscription_confirm.html", {
-        **ctx, "form": form, "items": items, "count": count, "s": _summary(form, rows, cleaned)})
+        **ctx, "hidden": hidden, "s": _summary(form, rows, cleaned)})
 
 
 def _edit(request, form, items, count, ctx):
