@@ -26,7 +26,7 @@ from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django.utils import formats
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _l
+from django.utils.translation import gettext_lazy
 
 from recur.core.money import parse_amount
 from recur.crm.models import BILLING_FREQUENCIES, BILLING_TERMS
@@ -55,42 +55,42 @@ class Column:
 
 
 COLUMNS: dict[str, Column] = {c.key: c for c in [
-    Column("name", _l("Name"), "text", "name"),
-    Column("status", _l("Status"), "choice", "status", choices=tuple(STATUSES)),
-    Column("contact", _l("Contact"), "contact"),
-    Column("company", _l("Company"), "company", nullable=True),
-    Column("amount", _l("Amount per period"), "money", "amount"),
-    Column("billing_frequency", _l("Billing frequency"), "choice", "billing_frequency",
+    Column("name", gettext_lazy("Name"), "text", "name"),
+    Column("status", gettext_lazy("Status"), "choice", "status", choices=tuple(STATUSES)),
+    Column("contact", gettext_lazy("Contact"), "contact"),
+    Column("company", gettext_lazy("Company"), "company", nullable=True),
+    Column("amount", gettext_lazy("Amount per period"), "money", "amount"),
+    Column("billing_frequency", gettext_lazy("Billing frequency"), "choice", "billing_frequency",
            choices=tuple(BILLING_FREQUENCIES)),
-    Column("next_payment_date", _l("Next payment date"), "date", "next_payment_date", nullable=True),
-    Column("start_date", _l("Start date"), "date", "start_date"),
-    Column("owner", _l("Owner"), "owner", nullable=True),
-    Column("end_date", _l("End date"), "date", "end_date", nullable=True),
-    Column("last_payment_date", _l("Last payment date"), "date", "last_payment_date", nullable=True),
-    Column("payments_made", _l("Payments made"), "int", "payments_made"),
-    Column("number_of_payments", _l("Number of payments"), "int", "number_of_payments", nullable=True),
-    Column("total_paid", _l("Total paid"), "money", "total_paid"),
-    Column("collection", _l("Collection method"), "choice", "collection", choices=tuple(COLLECTIONS)),
-    Column("billing_terms", _l("Billing terms"), "choice", "billing_terms", choices=tuple(BILLING_TERMS)),
-    Column("payment_terms", _l("Payment terms"), "choice", "payment_terms", choices=tuple(PAYMENT_TERMS)),
-    Column("currency", _l("Currency"), "text", "currency"),
-    Column("created_at", _l("Create date"), "datetime", "created_at"),
-    Column("updated_at", _l("Last updated"), "datetime", "updated_at"),
-    Column("id", _l("Record ID"), "int", "id"),
+    Column("next_payment_date", gettext_lazy("Next payment date"), "date", "next_payment_date", nullable=True),
+    Column("start_date", gettext_lazy("Start date"), "date", "start_date"),
+    Column("owner", gettext_lazy("Owner"), "owner", nullable=True),
+    Column("end_date", gettext_lazy("End date"), "date", "end_date", nullable=True),
+    Column("last_payment_date", gettext_lazy("Last payment date"), "date", "last_payment_date", nullable=True),
+    Column("payments_made", gettext_lazy("Payments made"), "int", "payments_made"),
+    Column("number_of_payments", gettext_lazy("Number of payments"), "int", "number_of_payments", nullable=True),
+    Column("total_paid", gettext_lazy("Total paid"), "money", "total_paid"),
+    Column("collection", gettext_lazy("Collection method"), "choice", "collection", choices=tuple(COLLECTIONS)),
+    Column("billing_terms", gettext_lazy("Billing terms"), "choice", "billing_terms", choices=tuple(BILLING_TERMS)),
+    Column("payment_terms", gettext_lazy("Payment terms"), "choice", "payment_terms", choices=tuple(PAYMENT_TERMS)),
+    Column("currency", gettext_lazy("Currency"), "text", "currency"),
+    Column("created_at", gettext_lazy("Create date"), "datetime", "created_at"),
+    Column("updated_at", gettext_lazy("Last updated"), "datetime", "updated_at"),
+    Column("id", gettext_lazy("Record ID"), "int", "id"),
 ]}
 DEFAULT_COLUMNS = ["name", "status", "contact", "company", "amount", "billing_frequency", "next_payment_date",
                    "start_date", "owner"]
 DEFAULT_SORT = "-id"
 
 OPERATORS = {
-    "text": [("contains", _l("contains")), ("eq", _l("is")), ("ne", _l("is not")), ("empty", _l("is empty")),
-             ("known", _l("is known"))],
-    "choice": [("eq", _l("is")), ("ne", _l("is not"))],
+    "text": [("contains", gettext_lazy("contains")), ("eq", gettext_lazy("is")), ("ne", gettext_lazy("is not")), ("empty", gettext_lazy("is empty")),
+             ("known", gettext_lazy("is known"))],
+    "choice": [("eq", gettext_lazy("is")), ("ne", gettext_lazy("is not"))],
     "number": [("eq", "="), ("ne", "≠"), ("gt", ">"), ("gte", "≥"), ("lt", "<"), ("lte", "≤")],
-    "date": [("eq", _l("is on")), ("lt", _l("is before")), ("gt", _l("is after")), ("lte", _l("is on or before")),
-             ("gte", _l("is on or after")), ("empty", _l("is empty")), ("known", _l("is known"))],
-    "related": [("contains", _l("name contains")), ("empty", _l("is empty")),
-                ("known", _l("is known"))],
+    "date": [("eq", gettext_lazy("is on")), ("lt", gettext_lazy("is before")), ("gt", gettext_lazy("is after")), ("lte", gettext_lazy("is on or before")),
+             ("gte", gettext_lazy("is on or after")), ("empty", gettext_lazy("is empty")), ("known", gettext_lazy("is known"))],
+    "related": [("contains", gettext_lazy("name contains")), ("empty", gettext_lazy("is empty")),
+                ("known", gettext_lazy("is known"))],
 }
 NO_VALUE = {"empty", "known"}
 

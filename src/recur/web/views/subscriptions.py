@@ -222,6 +222,16 @@ def _timeline(sub, payments, invoices, refunds, emails):
     for m in emails:
         events.append({"at": m.created_at, "kind": "email", "obj": m})
     for h in records.history("subscription", sub.pk):
+        if h.action in ("associated", "dissociated"):
+            linked = []
+            for rtype, pair in (h.changes or {}).items():
+                rid = pair[1] if h.action == "associated" else pair[0]
+                try:
+                    linked.append(f"{records.model_for(rtype)._meta.verbose_name} {records.get_record(rtype, rid)}")
+                except ServiceError:
+                    linked.append(f"{rtype} #{rid}")
+            events.append({"at": h.at, "kind": "history", "obj": h, "linked": linked})
+            continue
         changes = []
         for name, pair in (h.changes or {}).items():
             if name in ("billed_through", "anchor_index"):
@@ -247,8 +257,13 @@ def detail_context(sub: Subscription) -> dict:
         upcoming = services.upcoming(sub, 6)
     except ServiceError:
         upcoming = []
+    items = _item_rows(sub)
+    show_discount = any(r["item"].discount_percent for r in items)
+    show_tax = any(r["item"].tax_rate for r in items)
     return {
-        "sub": sub, "obj": sub, "items": _item_rows(sub), "upcoming": upcoming, "payments": payments,
+        "show_discount": show_discount, "show_tax": show_tax, "item_cols": 3 + show_discount + show_tax,
+        "payment_method": wf.method_label(sub.payment_method) if sub.payment_method_id else None,
+        "sub": sub, "obj": sub, "items": items, "upcoming": upcoming, "payments": payments,
         "invoices": invoices, "timeline": _timeline(sub, payments, invoices, refunds, emails),
         "contacts": records.associated(sub, "contact"), "companies": records.associated(sub, "company"),
         "deals": records.associated(sub, "deal"), "quotes": records.associated(sub, "quote"),
