@@ -10,7 +10,7 @@ in ten with the decline card (so dunning retries are in the mix). The tests
    and then all catching up eleven months into a new year;
 3. stop billing for three months, then run it once: every missed period is
    billed once, in order;
-4. kill it between a bank debit's settlement and its recording (xfail: a bug);
+4. kill it between a bank debit's settlement and its recording (the run after it settles it by key lookup);
 
 and audit every money invariant afterwards (``crash_harness._audit``): one
 billing cycle per due (subscription, period); invoice numbers unique and gapless
@@ -198,17 +198,7 @@ def test_catch_up_after_three_months_bills_every_missed_period_once_in_order(dat
 
 # --- 4. a kill between an asynchronous outcome and its recording ------------------------------------
 
-LOST_SETTLEMENT = (
-    "engine bug: a bank debit's outcome is lost when the run dies after BuiltinProcessor.poll_events() "
-    "committed (charge moved off 'pending', reported once and never again) and before record_results() "
-    "committed. Nothing settles 'pending' attempts later: recover_started() only looks at 'started' ones. "
-    "The money moved, but the attempt and payment stay 'pending', the invoice open and the cycle unpaid for ever. "
-    "Fix: reconcile pending attempts by idempotency key (processor.lookup) in every run, as for 'started' ones."
-)
-
-
-@pytest.mark.parametrize("killed", [False, pytest.param(True, marks=pytest.mark.xfail(strict=True,
-                                                                                       reason=LOST_SETTLEMENT))])
+@pytest.mark.parametrize("killed", [False, True])
 def test_bank_debit_settles_exactly_once_even_if_the_run_dies_after_polling(databases, killed):
     target = databases.copy()
     debits = target.script("bank_debits", {"n": 3, "start": START.isoformat()})["subscriptions"]

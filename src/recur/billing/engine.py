@@ -116,8 +116,9 @@ _SUB_FIELDS = ("id", "contact_id", "start_date", "anchor_index", "billing_freque
                "accept_online_payments", "payment_method_id", "owner_id", "name", "billing_address")
 
 
-def _issue_batch(today: dt.date, limit: int, only: list[int] | None, summary: Summary) -> list[int]:
-    """Step 1 for one batch, in plain SQL (it is the hot path); returns the ids of the attempts it created."""
+def _issue_batch(today: dt.date, limit: int, only: list[int] | None, summary: Summary) -> list[int] | None:
+    """Step 1 for one batch, in plain SQL (it is the hot path); returns the ids of the attempts it
+    created, or None when there was nothing to claim (rows locked by another worker are skipped)."""
     now = clock.now()
     with transaction.atomic():
         qs = Subscription.objects.filter(next_payment_date__lte=today, status__in=BILLABLE)
@@ -125,7 +126,7 @@ def _issue_batch(today: dt.date, limit: int, only: list[int] | None, summary: Su
             qs = qs.filter(pk__in=only)
         rows = _claim(qs.order_by("next_payment_date", "id"), limit, _SUB_FIELDS)
         if not rows:
-            return []
+            return None
         subs = [dict(zip(_SUB_FIELDS, r)) for r in rows]
         totals = _item_totals([s["id"] for s in subs])
 
@@ -514,10 +515,16 @@ def recover_started(summary: Summary, older_than_seconds: float | None = None) -
 
 
 def poll_processor_events(summary: Summary) -> None:
-    """Asynchronous outcomes (bank debits settling or failing)."""
-    events = get_processor().poll_events()
+    """Asynchronous outcomes (bank debits settling or failing), then every still-pending attempt
+    settled by looking its key up: an outcome polled by a run that died before recording it is
+    found again here, so it is never lost."""
+    processor = get_processor()
+    events = processor.poll_events()
     record_results([ChargeResult(e.idempotency_key, e.status, e.charge_ref, e.failure_code, e.failure_message)
                     for e in events], summary)
+    keys = PaymentAttempt.objects.filter(status="pending").values_list("idempotency_key", flat=True)
+    settled = [r for r in (processor.lookup(k) for k in keys.iterator()) if r is not None and r.status != "pending"]
+    record_results(settled, summary)
 
 
 def _lifecycle(today: dt.date, summary: Summary) -> None:
@@ -589,7 +596,7 @@ def run(today: dt.date | None = None, *, only: list[int] | None = None, batch: i
         poll_processor_events(summary)
     while True:
         attempt_ids = _issue_batch(today, batch, only, summary)
-        if not attempt_ids and not _more_due(today, only):
+        if attempt_ids is None:  # nothing left that this worker can claim
             break
         _charge(attempt_ids, summary)
     if only is None:
@@ -600,13 +607,6 @@ def run(today: dt.date | None = None, *, only: list[int] | None = None, batch: i
             _charge(ids, summary)
         _lifecycle(today, summary)
     return summary
-
-
-def _more_due(today: dt.date, only) -> bool:
-    qs = Subscription.objects.filter(next_payment_date__lte=today, status__in=BILLABLE)
-    if only is not None:
-        qs = qs.filter(pk__in=only)
-    return qs.exists()
 
 
 def tick() -> int:
