@@ -55,13 +55,19 @@ def to_minor(text: str, currency: str, form: forms.Form, field: str) -> int | No
         return None
 
 
+def service_message(exc) -> str:
+    """A service error's message without its leading "field: " (the form shows it beside the field)."""
+    message = exc.message
+    if exc.field and message.startswith(f"{exc.field}: "):
+        message = message[len(exc.field) + 2:]
+    return message[:1].upper() + message[1:]
+
+
 def add_service_error(form: forms.Form, exc, mapping: dict[str, str] | None = None) -> None:
     """Put a service error beside its input: ``exc.field`` through ``mapping`` or by name."""
     field = exc.field or ""
     target = (mapping or {}).get(field, field)
-    message = exc.message.split(": ", 1)[-1] if exc.field and exc.message.startswith(exc.field) else exc.message
-    message = message[:1].upper() + message[1:]
-    form.add_error(target if target in form.fields else None, message)
+    form.add_error(target if target in form.fields else None, service_message(exc))
 
 
 class PercentField(forms.DecimalField):

@@ -470,38 +470,71 @@ def _fmt_date(value) -> str:
     return formats.date_format(value, "SHORT_DATE_FORMAT") if value else "—"
 
 
-def cell(sub: Subscription, key: str) -> dict:
-    col = COLUMNS[key]
-    out = {"key": key, "num": col.num, "text": "—", "url": None, "badge": None}
-    if key == "name":
-        out.update(text=sub.name, url=reverse("subscription_detail", args=[sub.pk]))
-    elif key == "status":
-        out.update(text=sub.get_status_display(), badge=STATUS_BADGES.get(sub.status, "grey"))
-    elif key == "contact":
-        out.update(text=sub.contact.name, url=reverse("contact_detail", args=[sub.contact_id]))
-    elif key == "company":
-        if sub.company_id:
-            out.update(text=sub.company.name, url=reverse("company_detail", args=[sub.company_id]))
-    elif key == "owner":
-        if sub.owner_id:
-            out["text"] = str(sub.owner)
-    elif col.kind == "money":
-        out["text"] = money(getattr(sub, key), sub.currency)
-    elif col.kind == "date":
-        out["text"] = _fmt_date(getattr(sub, key))
-    elif col.kind == "datetime":
+class Cells:
+    """Table cells of one page, with labels, URLs and formats worked out once per page."""
+
+    def __init__(self, columns: list[str]):
         from django.utils import timezone
 
         from recur.core import clock
 
-        out["text"] = formats.date_format(timezone.localtime(getattr(sub, key), clock.account_zone()),
-                                          "SHORT_DATETIME_FORMAT")
-    elif col.kind == "choice":
-        out["text"] = getattr(sub, f"get_{key}_display")() or "—"
-    else:
-        value = getattr(sub, key)
-        out["text"] = "—" if value in (None, "") else str(value)
-    return out
+        self.columns = columns
+        self.labels = {k: {key: str(label) for key, label in c.choices} for k, c in COLUMNS.items() if c.choices}
+        self.sub_url = reverse("subscription_detail", args=[0])[:-2]
+        self.contact_url = reverse("contact_detail", args=[0])[:-2]
+        self.company_url = reverse("company_detail", args=[0])[:-2]
+        self.money_cache: dict = {}
+        self.date_cache: dict = {}
+        self.zone = clock.account_zone()
+        self.localtime = timezone.localtime
+
+    def money(self, minor, currency):
+        key = (minor, currency)
+        if key not in self.money_cache:
+            self.money_cache[key] = money(minor, currency)
+        return self.money_cache[key]
+
+    def date(self, value):
+        if value not in self.date_cache:
+            self.date_cache[value] = _fmt_date(value)
+        return self.date_cache[value]
+
+    def row(self, sub: Subscription) -> list[dict]:
+        return [self.cell(sub, key) for key in self.columns]
+
+    def cell(self, sub: Subscription, key: str) -> dict:
+        col = COLUMNS[key]
+        out = {"key": key, "num": col.num, "text": "—", "url": None, "badge": None}
+        if key == "name":
+            out.update(text=sub.name, url=f"{self.sub_url}{sub.pk}/")
+        elif key == "status":
+            out.update(text=self.labels["status"].get(sub.status, sub.status),
+                       badge=STATUS_BADGES.get(sub.status, "grey"))
+        elif key == "contact":
+            out.update(text=sub.contact.name, url=f"{self.contact_url}{sub.contact_id}/")
+        elif key == "company":
+            if sub.company_id:
+                out.update(text=sub.company.name, url=f"{self.company_url}{sub.company_id}/")
+        elif key == "owner":
+            if sub.owner_id:
+                out["text"] = str(sub.owner)
+        elif col.kind == "money":
+            out["text"] = self.money(getattr(sub, key), sub.currency)
+        elif col.kind == "date":
+            out["text"] = self.date(getattr(sub, key))
+        elif col.kind == "datetime":
+            out["text"] = formats.date_format(self.localtime(getattr(sub, key), self.zone), "SHORT_DATETIME_FORMAT")
+        elif col.kind == "choice":
+            value = getattr(sub, key)
+            out["text"] = self.labels[key].get(value, value) or "—"
+        else:
+            value = getattr(sub, key)
+            out["text"] = "—" if value in (None, "") else str(value)
+        return out
+
+
+def cell(sub: Subscription, key: str) -> dict:
+    return Cells([key]).cell(sub, key)
 
 
 def related_for(columns: list[str]) -> list[str]:

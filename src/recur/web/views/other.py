@@ -17,6 +17,7 @@ from recur.billing.services import refundable
 from recur.core import records
 from recur.core.errors import ServiceError
 from recur.subscriptions.models import Subscription
+from recur.web import forms as wf
 from recur.web.subscription_index import STATUS_BADGES
 
 PAGE = 50
@@ -133,7 +134,7 @@ def settings_page(request):
             try:
                 notifications.update_account_settings(**form.cleaned_data)
             except ServiceError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message.split(": ", 1)[-1])
+                form.add_error(exc.field if exc.field in form.fields else None, wf.service_message(exc))
             else:
                 messages.success(request, _("Reminder settings saved."))
                 return redirect("settings")

@@ -78,7 +78,8 @@ def subscription_index(request):
         columns.append({"key": key, "label": col.label, "num": col.num, "sort_url": sort_url,
                         "sorted": "ascending" if state.sort == key else "descending" if state.sort == f"-{key}"
                         else ""})
-    rows = [[ix.cell(s, key) for key in state.columns] for s in pg.rows]
+    cells = ix.Cells(state.columns)
+    rows = [cells.row(s) for s in pg.rows]
     here = base + state.params()
     modified = bool(view) and ix.IndexState.from_saved(view).to_saved() != state.to_saved()
     all_cols = [(k, ix.COLUMNS[k].label, k in state.columns) for k in state.columns] + [
@@ -132,7 +133,7 @@ def view_add(request):
         try:
             view = web_services.create_view(request.user, form.cleaned_data["name"], state.to_saved())
         except ServiceError as exc:
-            messages.error(request, exc.message.split(": ", 1)[-1])
+            messages.error(request, wf.service_message(exc))
         else:
             messages.success(request, _("View “%(name)s” saved.") % {"name": view.name})
             return redirect(reverse("subscription_index") + f"?view={view.pk}")
@@ -287,7 +288,7 @@ def subscription_pause(request, pk):
     try:
         services.pause(request.user, sub)
     except ServiceError as exc:
-        messages.error(request, exc.message.split(": ", 1)[-1])
+        messages.error(request, wf.service_message(exc))
     else:
         messages.success(request, _("The subscription is paused; it is not billed until you resume it."))
     return redirect("subscription_detail", pk=sub.pk)
@@ -300,7 +301,7 @@ def subscription_resume(request, pk):
     try:
         sub = services.resume(request.user, sub)
     except ServiceError as exc:
-        messages.error(request, exc.message.split(": ", 1)[-1])
+        messages.error(request, wf.service_message(exc))
     else:
         messages.success(request, _("The subscription is resumed."))
     return redirect("subscription_detail", pk=sub.pk)
@@ -407,12 +408,12 @@ def subscription_edit(request, pk):
 
 def _item_error(form, items, rows, exc):
     target = wf.item_field_map(rows).get(exc.field or "")
-    message = exc.message.split(": ", 1)[-1]
+    message = wf.service_message(exc)
     if target:
         row, name = target
-        items[row].add_error(name, message[:1].upper() + message[1:])
+        items[row].add_error(name, message)
     else:
-        form.add_error(None, message[:1].upper() + message[1:])
+        form.add_error(None, message)
 
 
 # --- cancel (R-MAN-2) ------------------------------------------------------------------------------
@@ -495,7 +496,7 @@ def subscription_delete(request, pk):
         try:
             services.delete_subscription(request.user, sub)
         except ServiceError as exc:
-            messages.error(request, exc.message.split(": ", 1)[-1])
+            messages.error(request, wf.service_message(exc))
             return redirect("subscription_detail", pk=sub.pk)
         messages.success(request, _("Subscription “%(name)s” is deleted.") % {"name": sub.name})
         return redirect("subscription_index")

@@ -90,8 +90,7 @@ def _map_error(form, items, rows, exc) -> None:
                                                     "billing_start_date", "billing_start_delay_days",
                                                     "billing_start_delay_months")):
         row, name = target
-        msg = exc.message.split(": ", 1)[-1]
-        items[row].add_error(name, msg[:1].upper() + msg[1:])
+        items[row].add_error(name, wf.service_message(exc))
     else:
         wf.add_service_error(form, exc, wf.WIZARD_FIELD_MAP)
 
