@@ -2,6 +2,7 @@
 
 DATABASE_URL      default: SQLite file under RECUR_DATA_DIR (default ./var), WAL mode
 RECUR_PROCESSOR   builtin | stripe
+STRIPE_API_KEY, STRIPE_API_BASE, STRIPE_WEBHOOK_SECRET   the Stripe processor (docs/stripe.md)
 EMAIL_URL         smtp://user:pass@host:port  (default: local outbox only)
 RECUR_TIME_ZONE   the account's time zone (default Europe/Amsterdam)
 RECUR_TEST_MODE   1 enables the simulated clock and test payment details
@@ -44,6 +45,11 @@ ALLOWED_HOSTS = [h for h in os.environ.get("RECUR_ALLOWED_HOSTS", "*").split(","
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("RECUR_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 RECUR_TEST_MODE = _flag("RECUR_TEST_MODE")
 RECUR_PROCESSOR = os.environ.get("RECUR_PROCESSOR", "builtin")
+# Stripe (R-PAY-2; used when RECUR_PROCESSOR=stripe; see docs/stripe.md). STRIPE_API_BASE points
+# the SDK elsewhere (tests: a localstripe on loopback).
+STRIPE_API_KEY = os.environ.get("STRIPE_API_KEY", "")
+STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "https://api.stripe.com")
+STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
 RECUR_BASE_URL = os.environ.get("RECUR_BASE_URL", "http://127.0.0.1:8000")
 
 INSTALLED_APPS = [

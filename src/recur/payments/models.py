@@ -123,3 +123,22 @@ class BuiltinEvent(models.Model):
     charge = models.ForeignKey(BuiltinCharge, on_delete=models.PROTECT, related_name="events")
     status = models.CharField(max_length=10, choices=CHARGE_STATUSES)
     created_at = models.DateTimeField()
+
+
+# --- Stripe ----------------------------------------------------------------------------
+
+
+class ProcessedWebhookEvent(models.Model):
+    """A processor event already acted on (R-PAY-2). The unique event id, inserted in the
+    same transaction as the change the event caused, makes a redelivered or concurrent
+    copy of the event change nothing."""
+
+    processor = models.CharField(max_length=20)
+    event_id = models.CharField(max_length=255)
+    type = models.CharField(max_length=100)
+    received_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["processor", "event_id"], name="uniq_processed_webhook_event"),
+        ]
