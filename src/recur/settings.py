@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "recur.notifications",
     "recur.subscriptions",
     "recur.billing",
+    "recur.checkout",
     "recur.web",
 ]
 

@@ -7,5 +7,6 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("notifications/", include("recur.notifications.urls")),
     path("webhooks/stripe/", stripe_webhook, name="stripe-webhook"),
+    path("billing/", include("recur.checkout.urls")),
     path("", include("recur.web.urls")),
 ]

@@ -1,0 +1,166 @@
+"""The buyer's card / bank-account form. It checks the details in the buyer's
+language before they reach the processor, and turns the processor's field
+errors back into messages beside the right field (R-ALL-3, R-ALL-4).
+
+The card number and CVC are never rendered back into the page."""
+
+from __future__ import annotations
+
+import re
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from recur.core import clock
+
+# The processor's field names (payments.services) → this form's fields.
+SERVICE_FIELDS = {
+    "card.number": "card_number", "card.exp_month": "card_exp_month", "card.exp_year": "card_exp_year",
+    "card.cvc": "card_cvc", "card": "card_number", "bank_account.routing_number": "bank_routing",
+    "bank_account.account_number": "bank_account", "bank_account.holder_name": "bank_holder",
+    "bank_account": "bank_account", "type": "method",
+}
+MESSAGES = {
+    "card_number": _("This card number is not valid."),
+    "card_exp_month": _("Enter the expiry date."),
+    "card_exp_year": _("Enter a valid expiry date."),
+    "card_cvc": _("Enter the 3 or 4 digit security code."),
+    "card_name": _("Enter the name on the card."),
+    "bank_routing": _("This routing number is not accepted."),
+    "bank_account": _("Enter an account number of 4 to 17 digits."),
+    "bank_holder": _("Enter the account holder's name."),
+    "method": _("Choose a payment method."),
+}
+EXPIRED = _("This card has expired.")
+REQUIRED = _("This field is required.")
+METHOD_LABELS = {"card": _("Card"), "bank_account": _("Bank account")}
+
+
+def luhn_ok(number: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(number)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+class PaymentDetailsForm(forms.Form):
+    method = forms.ChoiceField(label=_("Payment method"), choices=())
+    card_number = forms.CharField(label=_("Card number"), required=False, max_length=30)
+    card_exp_month = forms.CharField(label=_("Expiry month"), required=False, max_length=2)
+    card_exp_year = forms.CharField(label=_("Expiry year"), required=False, max_length=4)
+    card_cvc = forms.CharField(label=_("CVC"), required=False, max_length=4)
+    card_name = forms.CharField(label=_("Name on card"), required=False, max_length=200)
+    bank_holder = forms.CharField(label=_("Account holder"), required=False, max_length=200)
+    bank_routing = forms.CharField(label=_("Routing number"), required=False, max_length=20)
+    bank_account = forms.CharField(label=_("Account number"), required=False, max_length=30)
+
+    CARD = ("card_number", "card_exp_month", "card_exp_year", "card_cvc", "card_name")
+    BANK = ("bank_holder", "bank_routing", "bank_account")
+
+    def __init__(self, *args, accepted: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.accepted = accepted
+        self.fields["method"].choices = [(m, METHOD_LABELS[m]) for m in accepted]
+        self.fields["method"].error_messages["invalid_choice"] = MESSAGES["method"]
+        if not self.is_bound:
+            self.initial.setdefault("method", accepted[0])
+
+    # --- for the template ---------------------------------------------------------------
+
+    @property
+    def chosen(self) -> str:
+        value = self.data.get("method") if self.is_bound else self.initial.get("method")
+        return value if value in self.accepted else self.accepted[0]
+
+    @property
+    def safe_values(self) -> dict[str, str]:
+        """What the buyer typed, to show again after an error; never the card number or CVC."""
+        if not self.is_bound:
+            return {}
+        return {name: str(self.data.get(name, "")).strip() for name in self.fields
+                if name not in ("card_number", "card_cvc")}
+
+    @staticmethod
+    def months() -> list[str]:
+        return [f"{m:02d}" for m in range(1, 13)]
+
+    @staticmethod
+    def years() -> list[str]:
+        this = clock.today().year
+        return [str(y) for y in range(this, this + 21)]
+
+    # --- checks ------------------------------------------------------------------------------
+
+    def clean(self):
+        data = super().clean()
+        method = data.get("method")
+        if method == "card":
+            self._clean_card(data)
+        elif method == "bank_account":
+            self._clean_bank(data)
+        return data
+
+    def _need(self, data: dict, names) -> bool:
+        ok = True
+        for name in names:
+            if not (data.get(name) or "").strip():
+                self.add_error(name, REQUIRED)
+                ok = False
+        return ok
+
+    def _clean_card(self, data: dict) -> None:
+        self._need(data, ("card_number", "card_cvc", "card_name"))
+        number = re.sub(r"[\s-]", "", data.get("card_number") or "")
+        if number and (not re.fullmatch(r"[0-9]{12,19}", number) or not luhn_ok(number)):
+            self.add_error("card_number", MESSAGES["card_number"])
+        month, year = (data.get("card_exp_month") or "").strip(), (data.get("card_exp_year") or "").strip()
+        if not month or not year:
+            self.add_error("card_exp_month", MESSAGES["card_exp_month"])
+        elif not (month.isdigit() and 1 <= int(month) <= 12):
+            self.add_error("card_exp_month", MESSAGES["card_exp_month"])
+        elif not (year.isdigit() and len(year) in (2, 4)):
+            self.add_error("card_exp_year", MESSAGES["card_exp_year"])
+        else:
+            y = int(year) + (2000 if len(year) == 2 else 0)
+            today = clock.today()
+            if (y, int(month)) < (today.year, today.month):
+                self.add_error("card_exp_year" if y < today.year else "card_exp_month", EXPIRED)
+        cvc = (data.get("card_cvc") or "").strip()
+        if cvc and not re.fullmatch(r"[0-9]{3,4}", cvc):
+            self.add_error("card_cvc", MESSAGES["card_cvc"])
+
+    def _clean_bank(self, data: dict) -> None:
+        self._need(data, self.BANK)
+        routing = re.sub(r"[\s-]", "", data.get("bank_routing") or "")
+        if routing and not re.fullmatch(r"[0-9]{9}", routing):
+            self.add_error("bank_routing", MESSAGES["bank_routing"])
+        account = re.sub(r"[\s-]", "", data.get("bank_account") or "")
+        if account and not re.fullmatch(r"[0-9]{4,17}", account):
+            self.add_error("bank_account", MESSAGES["bank_account"])
+
+    # --- to the service ------------------------------------------------------------------------
+
+    def details(self) -> dict:
+        """The details in the shape of ``payments.services.add_payment_method``."""
+        d = self.cleaned_data
+        if d["method"] == "card":
+            year = d["card_exp_year"].strip()
+            return {"type": "card", "card": {
+                "number": re.sub(r"[\s-]", "", d["card_number"]), "exp_month": int(d["card_exp_month"]),
+                "exp_year": int(year) + (2000 if len(year) == 2 else 0), "cvc": d["card_cvc"].strip(),
+                "name": d.get("card_name", "").strip()}}
+        return {"type": "bank_account", "bank_account": {
+            "holder_name": d["bank_holder"].strip(), "routing_number": re.sub(r"[\s-]", "", d["bank_routing"]),
+            "account_number": re.sub(r"[\s-]", "", d["bank_account"])}}
+
+    def add_service_error(self, exc) -> None:
+        """A ``ValidationFailed`` from the processor, beside the field it names, in the buyer's language."""
+        name = SERVICE_FIELDS.get(exc.field or "")
+        if name is None:
+            self.add_error(None, _("These payment details were not accepted. Please check them and try again."))
+            return
+        message = EXPIRED if "expired" in (exc.message or "") else MESSAGES[name]
+        self.add_error(name, message)

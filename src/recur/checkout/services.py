@@ -1,0 +1,308 @@
+"""The buyer's hosted pages as services: pay an invoice online, update the
+payment method of a subscription (R-KIND-2, R-BILL-5, R-BILL-6, R-ALL-2).
+
+Money safety (DESIGN rules 1, 2, 5):
+
+- A payment attempt is committed, under a lock of the invoice (and of its
+  billing cycle), BEFORE the processor is called; the billing engine's
+  ``charge_attempts`` then charges it with its idempotency key and records the
+  outcome in a second transaction. A crash in between leaves the attempt
+  ``started``, and the billing run's recovery settles it with the same key.
+- The invoice lock makes a double click harmless: the second request finds an
+  attempt in flight (or nothing left to pay) and is refused.
+- The card number and CVC go straight to the processor's tokenizer through
+  ``payments.services.add_payment_method``; they are never logged or kept.
+
+The signed links themselves are in ``links.py``; only the record a link names
+can be read or changed through it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+
+from django.conf import settings
+from django.core import signing
+from django.db import transaction
+from django.db.models import Max
+from django.views.decorators.debug import sensitive_variables
+
+from recur.billing.models import BillingCycle, Invoice, Payment, PaymentAttempt
+from recur.checkout import links
+from recur.core import clock, records
+from recur.core.errors import Conflict, NotFound, ServiceError, ValidationFailed
+from recur.payments import services as payments
+from recur.payments.models import PaymentMethod
+from recur.subscriptions import status as rules
+from recur.subscriptions.models import Subscription
+
+log = logging.getLogger("recur.checkout")
+
+METHODS = ("card", "bank_account")
+
+
+class LinkInvalid(ServiceError):
+    """The link was altered, cut short or made for another page."""
+
+    status = 400
+    code = "link_invalid"
+
+
+class LinkExpired(ServiceError):
+    """The link was genuine but is too old, or its record is gone."""
+
+    status = 410
+    code = "link_expired"
+
+
+class PaymentProcessing(Conflict):
+    """The attempt is committed but its outcome is not known yet; the billing run settles it."""
+
+    code = "payment_processing"
+
+
+# --- links -----------------------------------------------------------------------------------
+
+
+def invoice_for_token(token: str) -> Invoice:
+    """The invoice a hosted-invoice link names; ``LinkInvalid`` / ``LinkExpired`` otherwise."""
+    try:
+        invoice_id = links.read_invoice_token(token)
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        raise LinkInvalid("This invoice link is not valid.") from None
+    invoice = Invoice.objects.select_related("contact", "subscription").filter(pk=invoice_id).first()
+    if invoice is None:
+        raise LinkExpired("This invoice no longer exists.")
+    return invoice
+
+
+def subscription_id_for_token(token: str) -> int:
+    """The subscription an update-payment-method link names (signed, expiring: R-BILL-5)."""
+    try:
+        return links.read_update_payment_method_token(token)
+    except signing.SignatureExpired:
+        raise LinkExpired("This link has expired.") from None
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        raise LinkInvalid("This link is not valid.") from None
+
+
+def subscription_for_token(token: str) -> Subscription:
+    sub = (Subscription.objects.select_related("contact", "payment_method")
+           .filter(pk=subscription_id_for_token(token)).first())
+    if sub is None:
+        raise LinkExpired("This subscription no longer exists.")
+    return sub
+
+
+# --- what may be paid, and how ----------------------------------------------------------------
+
+
+def accepted_methods(record) -> list[str]:
+    """Payment method types the buyer may use for a subscription or an invoice (R-NEW-3)."""
+    sub = record if isinstance(record, Subscription) else getattr(record, "subscription", None)
+    chosen = list(getattr(sub, "accepted_payment_methods", None) or [])
+    return [m for m in METHODS if m in chosen] or list(METHODS)
+
+
+def payment_in_flight(invoice: Invoice) -> PaymentAttempt | None:
+    """An attempt of this invoice whose outcome is not known yet (a charge under way, a pending bank debit)."""
+    return (PaymentAttempt.objects.filter(invoice=invoice, status__in=("started", "pending"))
+            .order_by("-pk").first())
+
+
+def payable(invoice: Invoice) -> bool:
+    return (invoice.status == "open" and invoice.accept_online_payments and invoice.amount_due > 0
+            and payment_in_flight(invoice) is None)
+
+
+def _check_method(details: dict, allowed: list[str]) -> None:
+    kind = details.get("type") if isinstance(details, dict) else None
+    if kind not in allowed:
+        raise ValidationFailed(f"type: must be one of {', '.join(allowed)}", field="type")
+
+
+def _install() -> str:
+    return hashlib.sha256(settings.SECRET_KEY.encode()).hexdigest()[:8]
+
+
+def _unpaid(sub: Subscription) -> bool:
+    """Whether anything of the subscription is still past due (failed cycles, overdue manual invoices)."""
+    return (BillingCycle.objects.filter(subscription=sub, status="failed").exists()
+            or Invoice.objects.filter(subscription=sub, status="open", collection="manual",
+                                      due_date__lt=clock.today()).exists())
+
+
+def _set_status(sub_id: int, old: str, new: str) -> None:
+    Subscription.objects.filter(pk=sub_id, status=old).update(status=new, updated_at=clock.now())
+    records.log("subscription", sub_id, None, "updated", {"status": [old, new]})
+
+
+# --- pay an invoice online (R-KIND-2) ---------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Started:
+    attempt: PaymentAttempt
+    subscription_status: str | None
+
+
+@sensitive_variables("details")
+@transaction.atomic
+def _start_invoice_attempt(invoice_id: int, details: dict) -> _Started:
+    """Lock the invoice, check there is something to pay, save the method, commit the attempt."""
+    cycle_id = Invoice.objects.filter(pk=invoice_id).values_list("cycle_id", flat=True).first()
+    if cycle_id:
+        # The billing run locks cycles before it touches their invoices: the same order here.
+        list(BillingCycle.objects.select_for_update().filter(pk=cycle_id))
+    invoice = Invoice.objects.select_for_update().filter(pk=invoice_id).first()
+    if invoice is None:
+        raise NotFound(f"No invoice with id {invoice_id}")
+    if invoice.status != "open":
+        raise Conflict(f"status: invoice {invoice.number} is {invoice.status}", field="status",
+                       code="paid" if invoice.status == "paid" else "invoice_not_open")
+    if not invoice.accept_online_payments:
+        raise Conflict("This invoice cannot be paid online", code="online_payments_off")
+    if invoice.amount_due <= 0:
+        raise Conflict(f"Nothing is due on invoice {invoice.number}", code="paid")
+    if payment_in_flight(invoice) is not None:
+        raise Conflict(f"A payment of invoice {invoice.number} is already being processed", code="payment_in_progress")
+    sub = Subscription.objects.filter(pk=invoice.subscription_id).first() if invoice.subscription_id else None
+    invoice.subscription = sub
+    _check_method(details, accepted_methods(invoice))
+    method = payments.add_payment_method(None, invoice.contact, details)
+    n = (PaymentAttempt.objects.filter(invoice=invoice).aggregate(n=Max("attempt_no"))["n"] or 0) + 1
+    if cycle_id:
+        # While this attempt is in flight, dunning retries (and collect_past_due) leave the cycle
+        # alone: they only pick up "failed" cycles. Recording the outcome sets its status again.
+        BillingCycle.objects.filter(pk=cycle_id, status="failed").update(status="open", next_retry_on=None)
+    attempt = PaymentAttempt.objects.create(
+        invoice=invoice, cycle_id=cycle_id, attempt_no=n, idempotency_key=f"rc-{_install()}-inv-{invoice.pk}-{n}",
+        payment_method=method, amount=invoice.amount_due, currency=invoice.currency, created_at=clock.now(),
+    )
+    return _Started(attempt, sub.status if sub else None)
+
+
+@sensitive_variables("details")
+def pay_invoice(token_or_invoice, details: dict) -> Payment:
+    """Save the buyer's card or bank account and charge what is due on the invoice.
+
+    ``token_or_invoice``: the token of a hosted-invoice link, an ``Invoice`` or its id.
+    Returns the ``Payment`` (``succeeded``, ``failed`` with the reason, or ``pending``
+    for a bank debit). Raises ``ValidationFailed`` naming the field for bad details
+    (nothing is saved), ``Conflict`` when there is nothing to pay or a payment is
+    already under way, ``PaymentProcessing`` when the outcome is not known yet.
+    """
+    from recur.billing import engine
+
+    if isinstance(token_or_invoice, str):
+        invoice_id = invoice_for_token(token_or_invoice).pk
+    else:
+        invoice_id = getattr(token_or_invoice, "pk", token_or_invoice)
+    started = _start_invoice_attempt(invoice_id, details)
+    attempt = started.attempt
+    try:
+        engine.charge_attempts([attempt.pk])
+    except Exception:  # the attempt is committed: the billing run's recovery settles it with the same key
+        log.exception("Charging payment attempt %s of invoice %s failed; recovery will settle it",
+                      attempt.pk, invoice_id)
+        raise PaymentProcessing("Your payment is being processed.") from None
+    payment = Payment.objects.filter(attempt_id=attempt.pk).first()
+    if payment is None:
+        raise PaymentProcessing("Your payment is being processed.")
+    _after_buyer_attempt(attempt.pk, payment, started.subscription_status)
+    return payment
+
+
+@transaction.atomic
+def _after_buyer_attempt(attempt_id: int, payment: Payment, status_before: str | None) -> None:
+    """What the engine's recorder does not know about a payment the buyer made on the invoice page.
+
+    - Paying an overdue manual invoice: the recorder decides "still unpaid" from the invoices
+      that were overdue before this payment, so it leaves the subscription past due; make it
+      active when nothing else is unpaid (the rule of billing.services.settle_invoice_payment).
+    - A declined card on a manual invoice is the buyer's try, not a failed scheduled charge:
+      no dunning (the subscription has no method to retry with) and no change of status.
+    """
+    attempt = PaymentAttempt.objects.select_related("invoice").get(pk=attempt_id)
+    invoice = attempt.invoice
+    if not invoice.subscription_id:
+        return
+    sub = Subscription.objects.select_for_update().get(pk=invoice.subscription_id)
+    if payment.status == "succeeded":
+        if sub.status == "past_due" and not _unpaid(sub):
+            _set_status(sub.pk, "past_due", "active")
+    elif payment.status == "failed" and invoice.collection == "manual":
+        if attempt.cycle_id:
+            BillingCycle.objects.filter(pk=attempt.cycle_id, status="failed").update(status="open",
+                                                                                     next_retry_on=None)
+        if status_before and status_before != sub.status and not rules.is_terminal(sub.status) and not _unpaid(sub):
+            _set_status(sub.pk, sub.status, status_before)
+
+
+# --- update the payment method of a subscription (R-BILL-5, R-BILL-6) --------------------------
+
+
+@dataclasses.dataclass
+class UpdateOutcome:
+    """What happened: the new method, and the past-due charges made with it at once."""
+
+    subscription: Subscription
+    payment_method: PaymentMethod
+    attempts: list[PaymentAttempt]
+
+    @property
+    def currency(self) -> str:
+        return self.subscription.currency
+
+    @property
+    def succeeded(self) -> int:
+        return sum(a.amount for a in self.attempts if a.status == "succeeded")
+
+    @property
+    def pending(self) -> int:
+        return sum(a.amount for a in self.attempts if a.status == "pending")
+
+    @property
+    def failed(self) -> list[PaymentAttempt]:
+        return [a for a in self.attempts if a.status == "failed"]
+
+    @property
+    def processing(self) -> bool:
+        return any(a.status == "started" for a in self.attempts)
+
+
+@sensitive_variables("details")
+def update_payment_method(subscription_id: int, details: dict) -> UpdateOutcome:
+    """Save a new card or bank account for the subscription's billing contact, make it the
+    subscription's payment method, then charge every past-due amount at once (R-BILL-6).
+
+    Only the subscription ``subscription_id`` is read or changed. Bad details raise
+    ``ValidationFailed`` naming the field and change nothing.
+    """
+    from recur.billing import engine
+
+    with transaction.atomic():
+        sub = Subscription.objects.select_for_update().filter(pk=subscription_id).first()
+        if sub is None:
+            raise LinkExpired("This subscription no longer exists.")
+        if rules.is_terminal(sub.status):
+            raise Conflict(f"status: the subscription is {sub.status}", field="status", code="subscription_ended")
+        _check_method(details, accepted_methods(sub))
+        method = payments.add_payment_method(None, sub.contact, details)
+        sub = records.update(sub, None, {"payment_method": method})
+        before = PaymentAttempt.objects.aggregate(n=Max("pk"))["n"] or 0
+    try:
+        engine.collect_past_due(sub.pk)
+    except Exception:  # attempts are committed first; the billing run's recovery settles them
+        log.exception("Collecting the past-due amounts of subscription %s failed; recovery will settle them", sub.pk)
+    attempts = list(PaymentAttempt.objects.filter(pk__gt=before, invoice__subscription_id=sub.pk).order_by("pk"))
+    sub.refresh_from_db()
+    return UpdateOutcome(sub, method, attempts)
+
+
+def past_due_amount(sub: Subscription) -> int:
+    """What is unpaid on the subscription's failed cycles (shown on the update page)."""
+    return sum(i.amount_due for i in Invoice.objects.filter(subscription=sub, status="open",
+                                                             cycle__status="failed"))

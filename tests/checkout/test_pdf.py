@@ -1,0 +1,67 @@
+"""The invoice PDF (R-KIND-2, R-ALL-3): ReportLab output that a PDF reader opens, in the contact's language."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from recur.billing.pdf import render_invoice_pdf
+from recur.checkout import services
+from recur.notifications.services import update_account_settings
+from tests.checkout.conftest import CARDS, card, first_invoice, make_contact, make_subscription
+
+D = dt.date
+pytestmark = pytest.mark.django_db
+
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def text_of(pdf: bytes, name: str = "") -> str:
+    assert pdf.startswith(b"%PDF")
+    if name:  # kept for a person to look at (git-ignored)
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / f"{name}.pdf").write_bytes(pdf)
+    reader = PdfReader(io.BytesIO(pdf))
+    return "\n".join(page.extract_text() for page in reader.pages)
+
+
+def test_english_invoice_pdf(admin, on):
+    on(D(2027, 3, 1))
+    update_account_settings(sender_name="Acme Hosting B.V.")
+    contact = make_contact(admin, language="en")
+    sub = make_subscription(admin, contact, collection="manual", payment_terms="net_30", price=4900, tax_rate="21")
+    inv = first_invoice(sub)
+    text = text_of(render_invoice_pdf(inv), "invoice-en")
+    for expected in ("Acme Hosting B.V.", "Invoice", inv.number, "Bill to", "Anna de Vries", "Oudegracht 1",
+                     "3511 AA Utrecht", "March 1, 2027", "March 31, 2027", "Net 30", "Support plan",
+                     "€49.00", "€10.29", "€59.29", "Amount due", "Please pay €59.29 by March 31, 2027"):
+        assert expected in text, expected
+
+
+def test_dutch_invoice_pdf_of_a_paid_invoice(admin, on):
+    on(D(2027, 3, 1))
+    contact = make_contact(admin, language="nl")
+    sub = make_subscription(admin, contact, collection="manual", payment_terms="net_30", price=4900)
+    inv = first_invoice(sub)
+    services.pay_invoice(inv, card(CARDS["ok"]))
+    inv.refresh_from_db()
+    text = text_of(render_invoice_pdf(inv), "invoice-nl-paid")
+    for expected in ("Recur", "Factuur", inv.number, "Factuuradres", "1 maart 2027", "31 maart 2027",
+                     "€ 49,00", "Te betalen", "Deze factuur is betaald"):
+        assert expected in text, expected
+    assert "Amount due" not in text
+
+
+def test_billing_address_of_the_invoice_comes_first(admin, on):
+    on(D(2027, 3, 1))
+    contact = make_contact(admin, language="en")
+    sub = make_subscription(admin, contact, collection="manual")
+    inv = first_invoice(sub)
+    inv.billing_address = {"address_line1": "Keizersgracht 100", "postal_code": "1015 AA", "city": "Amsterdam"}
+    text = text_of(render_invoice_pdf(inv))
+    assert "Keizersgracht 100" in text and "Oudegracht 1" not in text
