@@ -58,3 +58,12 @@ def pytest_report_header(config):
     from django.db import connection
 
     return f"recur database: {connection.vendor}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_engine_state():
+    """The engine remembers per process when it last reconciled pending attempts; tests start fresh."""
+    from recur.billing import engine
+
+    engine._last_reconcile = None
+    yield

@@ -248,17 +248,18 @@ def _charge(attempt_ids: list[int], summary: Summary) -> None:
     customers = dict(
         ((c, p), ref) for c, p, ref in ProcessorCustomer.objects.filter(
             contact_id__in={r[6] for r in rows if r[6]}).values_list("contact_id", "processor", "customer_ref"))
-    requests, unusable = [], []
+    requests, results = defaultdict(list), []
     for key, amount, currency, invoice_id, ref, removed_at, contact_id, processor in rows:
         if not ref or removed_at is not None:
-            unusable.append(ChargeResult(key, "failed", failure_code="no_payment_method",
-                                         failure_message="No usable payment method is saved for this subscription"))
+            results.append(ChargeResult(key, "failed", failure_code="no_payment_method",
+                                        failure_message="No usable payment method is saved for this subscription"))
             continue
-        requests.append(ChargeRequest(
+        requests[processor].append(ChargeRequest(
             idempotency_key=key, payment_method_ref=ref, customer_ref=customers.get((contact_id, processor), ""),
             amount=amount, currency=currency, description=f"Invoice {invoice_id}", metadata={"invoice": invoice_id},
         ))
-    results = (get_processor().charge_many(requests) if requests else []) + unusable
+    for processor, batch in requests.items():  # each method is charged where it was saved
+        results += get_processor(processor).charge_many(batch)
     record_results(results, summary)
 
 
@@ -518,13 +519,25 @@ def poll_processor_events(summary: Summary) -> None:
     """Asynchronous outcomes (bank debits settling or failing), then every still-pending attempt
     settled by looking its key up: an outcome polled by a run that died before recording it is
     found again here, so it is never lost."""
-    processor = get_processor()
-    events = processor.poll_events()
+    global _last_reconcile
+    events = get_processor().poll_events()
     record_results([ChargeResult(e.idempotency_key, e.status, e.charge_ref, e.failure_code, e.failure_message)
                     for e in events], summary)
-    keys = PaymentAttempt.objects.filter(status="pending").values_list("idempotency_key", flat=True)
-    settled = [r for r in (processor.lookup(k) for k in keys.iterator()) if r is not None and r.status != "pending"]
+    now = clock.now()
+    if _last_reconcile is not None and now - _last_reconcile < RECONCILE_EVERY:
+        return
+    _last_reconcile = now
+    pending = PaymentAttempt.objects.filter(status="pending", created_at__lte=now - RECONCILE_EVERY).values_list(
+        "idempotency_key", "payment_method__processor")
+    settled = [r for r in (get_processor(p).lookup(k) for k, p in pending.iterator())
+               if r is not None and r.status != "pending"]
     record_results(settled, summary)
+
+
+# Pending attempts older than this are looked up at their processor, at most this often per
+# worker process (webhooks and polled events are the normal path; this is the safety net).
+RECONCILE_EVERY = dt.timedelta(hours=1)
+_last_reconcile: dt.datetime | None = None
 
 
 def _lifecycle(today: dt.date, summary: Summary) -> None:

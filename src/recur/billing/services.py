@@ -41,7 +41,8 @@ def refund_payment(actor, payment: Payment, amount: int | None = None, reason: s
         "status": "pending", "idempotency_key": f"rf-{payment.pk}-{uuid.uuid4().hex[:16]}",
     })
     if payment.charge_ref:
-        result = get_processor().refund(payment.charge_ref, amount, payment.currency, refund.idempotency_key)
+        processor = get_processor(payment.payment_method.processor if payment.payment_method else None)
+        result = processor.refund(payment.charge_ref, amount, payment.currency, refund.idempotency_key)
         if result.status == "failed":
             raise Conflict(f"amount: the processor refused the refund: {result.failure_message}", field="amount",
                            code="refund_failed")

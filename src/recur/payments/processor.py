@@ -93,10 +93,12 @@ class Processor(Protocol):
         """Asynchronous outcomes that are due now (the built-in processor's bank debits)."""
 
 
-def get_processor() -> Processor:
+def get_processor(name: str | None = None) -> Processor:
+    """The configured processor (RECUR_PROCESSOR), or the one named: a saved payment method is
+    always charged by the processor that saved it, whatever the setting says today."""
     from django.conf import settings
 
-    if settings.RECUR_PROCESSOR == "stripe":
+    if (name or settings.RECUR_PROCESSOR) == "stripe":
         from recur.payments.stripe import StripeProcessor
 
         return StripeProcessor()

@@ -12,7 +12,7 @@ class FirstRunMiddleware:
         self.has_users = False
 
     def __call__(self, request):
-        if not self.has_users and not request.path.startswith(("/api/", "/static/")):
+        if not self.has_users and not request.path.startswith(("/api/", "/static/", "/webhooks/", "/billing/")):
             self.has_users = User.objects.exists()
             setup = reverse("setup")
             if not self.has_users and request.path != setup:
