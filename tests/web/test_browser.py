@@ -47,6 +47,7 @@ def test_seller_creates_finds_saves_view_cancels_with_refund_in_english_then_dut
     page.fill("input[name=item-1-name]", "Priority support")
     page.fill("input[name=item-1-unit_price]", "20,00")
     assert page.locator("select[name=payment_method]").input_value() != ""
+    shot("wizard-form")
     page.click("button.primary[name=confirm]")
     page.get_by_text("Check the subscription before it is created").wait_for()
     assert page.get_by_test_id("amount").inner_text().startswith("$") is False
@@ -101,3 +102,7 @@ def test_seller_creates_finds_saves_view_cancels_with_refund_in_english_then_dut
     page.get_by_role("link", name="Abonnementen").first.click()
     page.get_by_role("link", name="Abonnement aanmaken").wait_for()
     shot("index-dutch")
+    page.goto(base + f"/contacts/{anna.pk}/")
+    page.click("[data-testid=subscriptions-card] details:not(.dropdown) summary")
+    page.get_by_text("Volgende betaling").wait_for()
+    shot("contact-card-dutch")

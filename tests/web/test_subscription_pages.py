@@ -125,15 +125,11 @@ def test_keyset_paging_visits_every_row_once_in_order_both_ways(seller, make_sub
     field = sort.lstrip("-")
     rows = list(Subscription.objects.all())
 
-    def key(s):
-        v = getattr(s, field)
-        return (v is None, v, s.pk) if not sort.startswith("-") else (v is not None, v, s.pk)
-
-    expected = sorted(rows, key=key, reverse=sort.startswith("-"))
-    if sort.startswith("-"):
-        expected = sorted(rows, key=lambda s: ((getattr(s, field) is None), getattr(s, field) or 0
-                          if field != "next_payment_date" and field != "end_date" and field != "name"
-                          and field != "status" else getattr(s, field) or "", s.pk), reverse=True)
+    desc = sort.startswith("-")
+    filled = sorted([s for s in rows if getattr(s, field) is not None], key=lambda s: (getattr(s, field), s.pk),
+                    reverse=desc)
+    empty = sorted([s for s in rows if getattr(s, field) is None], key=lambda s: s.pk, reverse=desc)
+    expected = filled + empty  # empty values last in both directions
     url = f"/subscriptions/?sort={sort}"
     seen, pages = [], []
     while url:
@@ -143,8 +139,7 @@ def test_keyset_paging_visits_every_row_once_in_order_both_ways(seller, make_sub
         m = re.search(r'href="(\?[^"]*after=[^"]*)" rel="next"', page)
         url = "/subscriptions/" + m.group(1).replace("&amp;", "&") if m else None
     assert sorted(seen) == sorted(s.name for s in rows) and len(seen) == 8
-    if field in ("id", "amount", "next_payment_date", "name"):
-        assert seen == [s.name for s in expected]
+    assert seen == [s.name for s in expected]
     # Previous from the last page leads back through the same pages
     page = html(seller.get(pages[-1]))
     m = re.search(r'href="(\?[^"]*before=[^"]*)" rel="prev"', page)
@@ -158,8 +153,9 @@ def test_count_is_capped_for_big_filtered_sets(seller, make_sub, on, monkeypatch
     for i in range(3):
         make_sub(name=f"S{i}")
     assert 'data-testid="count">2+<' in html(seller.get("/subscriptions/?status=active"))
-    assert 'data-testid="count">3<' in html(seller.get("/subscriptions/")) or "about" in html(
-        seller.get("/subscriptions/"))
+    # the whole table: counted on SQLite; on PostgreSQL the planner's estimate when it is above the cap
+    whole = re.search(r'data-testid="count">([^<]+)<', html(seller.get("/subscriptions/"))).group(1)
+    assert whole == "3" or whole == "2+" or whole.startswith("about")
 
 
 def test_saved_views_add_open_update_delete(seller, make_sub, on, admin):

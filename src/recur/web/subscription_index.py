@@ -5,9 +5,9 @@ its URL (``IndexState.from_query``) so that every view of the table can be
 bookmarked, and a saved view stores the same state.
 
 Paging is by keyset on ``(sort column, id)``: a page costs one index range
-scan however deep it is. NULLs sort as if larger than every value (last when
-ascending, first when descending); each page is read in at most two ordered
-segments (the non-NULL values and the NULLs) so that every query can walk an
+scan however deep it is. Rows whose sort column is empty (NULL) come last in
+both directions, ordered by id; each page is read in at most two ordered
+segments (the values, then the NULLs) so that every query can walk an
 index on ``(column, id)``. The count shown in the title is exact up to
 ``COUNT_CAP`` rows; beyond that it is "10,000+" or, for the whole table on
 PostgreSQL, the planner's estimate.
@@ -383,34 +383,37 @@ def _row_after(field_name: str, value, pk: int, descending: bool):
     return RawSQL(sql, (value, pk), output_field=BooleanField())
 
 
-def fetch(qs, col: Column, descending: bool, cursor, limit: int) -> list:
-    """Up to ``limit`` rows after ``cursor`` in the order (col, id), NULLs as the largest values."""
+def fetch(qs, col: Column, descending: bool, cursor, limit: int, nulls_first: bool = False) -> list:
+    """Up to ``limit`` rows after ``cursor`` in the order (col, id) — both ascending or both
+    descending — with the rows whose col is NULL in one block after (or, reading backwards,
+    before) the others, ordered by id the same way. Each block is one ordered range query, so
+    the first page never touches the NULL block unless the values run out."""
     name = col.sort
     order = ("-" if descending else "") + name, ("-id" if descending else "id")
 
-    def values_part(after):
+    def values_part(after, n):
         q = qs.filter(**{f"{name}__isnull": False}) if col.nullable else qs
         if after is not None:
             q = q.filter(_row_after(name, after[0], after[1], descending))
-        return list(q.order_by(*order)[:limit])
+        return list(q.order_by(*order)[:n])
 
-    def nulls_part(after_pk):
+    def nulls_part(after_pk, n):
         q = qs.filter(**{f"{name}__isnull": True})
         if after_pk is not None:
             q = q.filter(pk__lt=after_pk) if descending else q.filter(pk__gt=after_pk)
-        return list(q.order_by(order[1])[:limit])
+        return list(q.order_by(order[1])[:n])
 
     if not col.nullable:
-        return values_part(cursor)
+        return values_part(cursor, limit)
     in_nulls = cursor is not None and cursor[0] is None
-    if descending:  # NULLs first
-        rows = [] if (cursor is not None and not in_nulls) else nulls_part(cursor[1] if in_nulls else None)
+    if nulls_first:
+        rows = [] if (cursor is not None and not in_nulls) else nulls_part(cursor[1] if in_nulls else None, limit)
         if len(rows) < limit:
-            rows += values_part(None if (cursor is None or in_nulls) else cursor)[: limit - len(rows)]
+            rows += values_part(None if (cursor is None or in_nulls) else cursor, limit - len(rows))
         return rows
-    rows = [] if in_nulls else values_part(cursor)
+    rows = [] if in_nulls else values_part(cursor, limit)
     if len(rows) < limit:
-        rows += nulls_part(cursor[1] if in_nulls else None)[: limit - len(rows)]
+        rows += nulls_part(cursor[1] if in_nulls else None, limit - len(rows))
     return rows
 
 
@@ -425,7 +428,7 @@ def page(qs, state: IndexState, after: str | None, before: str | None, limit: in
     col = COLUMNS[state.sort_key]
     desc = state.descending
     if before and (cur := decode_cursor(before, col)):
-        rows = fetch(qs, col, not desc, cur, limit + 1)
+        rows = fetch(qs, col, not desc, cur, limit + 1, nulls_first=True)
         more_before = len(rows) > limit
         rows = list(reversed(rows[:limit]))
         return Page(rows, _cursor(rows[-1], col) if rows else None, _cursor(rows[0], col) if more_before else None)
