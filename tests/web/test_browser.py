@@ -78,13 +78,25 @@ def test_seller_creates_finds_saves_view_cancels_with_refund_in_english_then_dut
     assert page.get_by_role("link", name="Team plan + 1").count() == 1
     shot("index")
 
-    # cancel with a refund of the unused days (today is the first day: everything)
+    # edit: the new amount is shown before it is saved
     page.get_by_role("link", name="Team plan + 1").click()
+    page.get_by_role("link", name="Edit", exact=True).first.click()
+    page.fill("input[name=item-1-quantity]", "2")
+    page.click("button[name=preview]")
+    page.get_by_test_id("proration").wait_for()
+    assert "138.00" in page.get_by_test_id("proration").inner_text()
+    shot("edit-preview")
+    page.click("button.primary[name=save]")
+    page.get_by_text("The subscription is saved.").wait_for()
+    sub.refresh_from_db()
+    assert sub.amount == 13800
+
+    # cancel with a refund of the unused days (today is the first day: everything)
     page.click("summary:has-text('Actions')")
     page.get_by_role("link", name="Cancel subscription").click()
     page.check("#mode-refund_unused")
     refund = page.get_by_test_id("refund").inner_text()
-    assert "118.00" in refund
+    assert "118.00" in refund  # what was paid for the current period
     page.click("button.danger")  # without the confirmation box: refused
     page.get_by_text("Tick this box to confirm the cancellation.").wait_for()
     page.check("#mode-refund_unused")

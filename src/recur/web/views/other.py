@@ -74,6 +74,18 @@ PAYMENT_BADGES = {"succeeded": "green", "failed": "red", "pending": "amber", "re
                   "partially_refunded": "amber"}
 
 
+def invoice_pdf_url(invoice) -> str | None:
+    """The invoice's PDF (a signed link of the hosted invoice page), where that page exists."""
+    from django.urls import NoReverseMatch
+
+    from recur.checkout.links import invoice_token
+
+    try:
+        return reverse("checkout:invoice_pdf", args=[invoice_token(invoice)])
+    except NoReverseMatch:
+        return None
+
+
 def _keyset(request, qs):
     """Newest first, paged on the primary key."""
     before = request.GET.get("before", "")
@@ -92,6 +104,7 @@ def invoice_list(request):
     rows, nxt = _keyset(request, qs)
     for r in rows:
         r.badge = INVOICE_BADGES.get(r.status, "grey")
+        r.pdf = invoice_pdf_url(r)
     return render(request, "web/invoice_list.html", {
         "rows": rows, "next": nxt, "status": status, "statuses": Invoice.STATUSES})
 
