@@ -14,3 +14,5 @@ api.add_router("/payments", billing.payments)
 api.add_router("/refunds", billing.refunds)
 from recur.api.payments import payment_methods  # noqa: E402
 api.add_router("/contacts", payment_methods, tags=["payment methods"])
+from recur.api.payment_links import router as payment_links  # noqa: E402
+api.add_router("/payment-links", payment_links)
