@@ -176,13 +176,14 @@ def _issue_batch(today: dt.date, limit: int, only: list[int] | None, summary: Su
             total = totals[s["id"]][0][2]
             if s["collection"] == "auto_charge" and not free[i]:
                 attempt_rows.append((invoice_ids[i], cycle_ids[i], 1, idempotency_key(s["id"], k, 1),
-                                     s["payment_method_id"], total, s["currency"], "started", "", "", "", now_db))
+                                     s["payment_method_id"], total, s["currency"], "started", False, "", "", "",
+                                     now_db))
             elif s["collection"] == "manual" and contacts.get(s["contact_id"], {}).get("email"):
                 emails.append(_invoice_email(s, contacts[s["contact_id"]], invoice_ids[i], numbers[i], total, today))
         attempt_ids = insert_returning_ids(
             "billing_paymentattempt",
             ("invoice_id", "cycle_id", "attempt_no", "idempotency_key", "payment_method_id", "amount", "currency",
-             "status", "charge_ref", "failure_code", "failure_message", "created_at"),
+             "status", "buyer_initiated", "charge_ref", "failure_code", "failure_message", "created_at"),
             attempt_rows)
         summary.emails_queued += outbox.queue_many(emails)
         summary.invoices_issued += len(plans)
@@ -290,6 +291,7 @@ _ATTEMPT_FIELDS = (
     "payment_method_id", "invoice__subscription_id", "invoice__contact_id", "invoice__owner_id", "invoice__number",
     "cycle__period_start", "cycle__period_end", "cycle__attempts", "payment_method__type", "payment_method__brand",
     "payment_method__last4", "invoice__contact__name", "invoice__contact__email", "invoice__contact__language",
+    "buyer_initiated", "invoice__collection",
 )
 _SUB_STATE = ("id", "status", "payments_made", "total_paid", "name", "canceled_at", "cancel_mode", "next_payment_date")
 
@@ -317,8 +319,10 @@ class _Recorder:
         for sid, cid in BillingCycle.objects.filter(subscription_id__in=sub_ids, status="failed").values_list(
                 "subscription_id", "pk"):
             self.failed_cycles[sid].add(cid)
-        self.overdue = set(Invoice.objects.filter(subscription_id__in=sub_ids, status="open", collection="manual",
-                                                  due_date__lt=self.today).values_list("subscription_id", flat=True))
+        self.overdue = defaultdict(set)  # subscription → its overdue manual invoices
+        for sid, iid in Invoice.objects.filter(subscription_id__in=sub_ids, status="open", collection="manual",
+                                               due_date__lt=self.today).values_list("subscription_id", "pk"):
+            self.overdue[sid].add(iid)
         earlier = dict(Payment.objects.filter(attempt_id__in=[a["id"] for a in attempts if a["status"] == "pending"])
                        .values_list("attempt_id", "id"))
         self.attempt_rows, self.invoice_rows, self.cycle_rows = [], [], []
@@ -379,12 +383,15 @@ class _Recorder:
         sub["last_payment_date"] = self.today
         if a["cycle_id"]:
             self.failed_cycles[sub["id"]].discard(a["cycle_id"])
-        unpaid = self.failed_cycles[sub["id"]] or sub["id"] in self.overdue
+        self.overdue[sub["id"]].discard(a["invoice_id"])  # this invoice is paid now
+        unpaid = self.failed_cycles[sub["id"]] or self.overdue[sub["id"]]
         if not rules.is_terminal(sub["status"]) and sub["status"] != "paused" and not unpaid:
             sub["status"] = rules.transition(sub["status"], "payment_succeeded").value
 
     def _failed(self, a: dict) -> None:
         self.summary.failed += 1
+        if a["buyer_initiated"] and a["invoice__collection"] == "manual":
+            return  # the buyer's own try on an invoice page: no dunning, no change of status
         tries = (a["cycle__attempts"] if a["cycle_id"] else 0) + 1
         days = retry_days()
         a["next_retry"] = self.today + dt.timedelta(days=days[tries - 1]) if tries <= len(days) else None
@@ -444,6 +451,8 @@ class _Recorder:
             if a.get("first"):
                 self._admin_emails("seller_receipt", ctx, record, f"seller_receipt:{pid}")
             return
+        if a["buyer_initiated"]:
+            return  # the buyer saw the decline on the page
         from recur.checkout.links import update_payment_method_url
 
         ctx.update(failed_on=self.today, reason=r.failure_message, next_retry_on=a.get("next_retry"),

@@ -112,6 +112,9 @@ class PaymentAttempt(models.Model):
     amount = models.BigIntegerField(validators=[MinValueValidator(1)])
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=10, choices=STATUSES, default="started")
+    # Made by the buyer on a hosted page (not by the billing run): a decline is shown to the
+    # buyer there, so it sends no "payment failed" e-mails and starts no dunning on manual invoices.
+    buyer_initiated = models.BooleanField(default=False)
     charge_ref = models.CharField(max_length=100, blank=True)
     failure_code = models.CharField(max_length=60, blank=True)
     failure_message = models.CharField(max_length=300, blank=True)

@@ -180,6 +180,7 @@ def _start_invoice_attempt(invoice_id: int, details: dict) -> _Started:
     attempt = PaymentAttempt.objects.create(
         invoice=invoice, cycle_id=cycle_id, attempt_no=n, idempotency_key=f"rc-{_install()}-inv-{invoice.pk}-{n}",
         payment_method=method, amount=invoice.amount_due, currency=invoice.currency, created_at=clock.now(),
+        buyer_initiated=True,
     )
     return _Started(attempt, sub.status if sub else None)
 
