@@ -329,3 +329,18 @@ def test_a_simulated_year_with_recur_bill_until(api, buyer, settings, capsys):
     monthly = [("payment_receipt", "anna@example.nl"), ("admin_payment_succeeded", "admin@example.com")]
     assert kinds == first + monthly * 11
     assert OutboxMessage.objects.filter(kind="payment_receipt", language="nl").count() == 12
+
+
+def test_invoice_email_carries_the_pdf(api, buyer, on):
+    """R-KIND-2: the invoice e-mail has the invoice attached as a PDF and a pay link."""
+    from recur.notifications import services as outbox
+
+    on(D(2027, 3, 1))
+    contact, _ = buyer(card=None)
+    s = create(api, contact, None, collection="manual", payment_terms="net_30")
+    message = OutboxMessage.objects.get(kind="invoice_issued")
+    mail = outbox.build_email(message, outbox.account_settings())
+    (name, content, mimetype), = mail.attachments
+    number = api.get(f"/subscriptions/{s['id']}/invoices").json()["items"][0]["number"]
+    assert name == f"invoice-{number}.pdf" and mimetype == "application/pdf" and content.startswith(b"%PDF")
+    assert "/billing/invoice/" in mail.body

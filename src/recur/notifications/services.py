@@ -299,7 +299,19 @@ def build_email(message: OutboxMessage, account: AccountSettings, connection=Non
     mail.attach_alternative(html, "text/html")
     for item in message.context.get("attachments") or []:
         mail.attach(item["filename"], _read(item["path"]), item.get("mimetype") or None)
+    if message.kind == "invoice_issued" and message.record_type == "invoice" and message.record_id:
+        _attach_invoice_pdf(mail, message.record_id)
     return mail
+
+
+def _attach_invoice_pdf(mail: EmailMultiAlternatives, invoice_id: int) -> None:
+    """The invoice e-mail carries the invoice as a PDF, rendered when the e-mail is sent."""
+    from recur.billing.models import Invoice
+    from recur.billing.pdf import render_invoice_pdf
+
+    invoice = Invoice.objects.filter(pk=invoice_id).select_related("contact").first()
+    if invoice is not None:
+        mail.attach(f"invoice-{invoice.number}.pdf", render_invoice_pdf(invoice), "application/pdf")
 
 
 # --- SMTP ----------------------------------------------------------------------
