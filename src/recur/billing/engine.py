@@ -22,6 +22,7 @@ again with the same key, which settles them without a second charge.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import datetime as dt
 import hashlib
 import logging
@@ -57,7 +58,13 @@ def dunning_policy() -> str:
 
 
 def _install_id() -> str:
-    return hashlib.sha256(settings.SECRET_KEY.encode()).hexdigest()[:8]
+    """Per installation, so two Recur installations sharing a Stripe account never share a key."""
+    return _hash8(settings.SECRET_KEY)
+
+
+@functools.lru_cache(maxsize=8)
+def _hash8(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()[:8]
 
 
 def idempotency_key(subscription_id: int, period_index: int, attempt_no: int) -> str:
@@ -201,9 +208,12 @@ def _item_totals(sub_ids: list[int]) -> dict[int, tuple[tuple[int, int, int], li
 
     out: dict[int, tuple] = {sid: ((0, 0, 0), []) for sid in sub_ids}
     items = SubscriptionItem.objects.filter(subscription_id__in=sub_ids).order_by("subscription_id", "position", "id")
+    computed: dict[tuple, object] = {}  # many subscriptions share the same prices
     for sid, pos, name, qty, price, disc, rate in items.values_list(
             "subscription_id", "position", "name", "quantity", "unit_price", "discount_percent", "tax_rate"):
-        amounts = line_amounts(price, qty, disc, None, rate)
+        amounts = computed.get((price, qty, disc, rate))
+        if amounts is None:
+            amounts = computed[(price, qty, disc, rate)] = line_amounts(price, qty, disc, None, rate)
         (net, tax, total), lines = out[sid]
         lines.append((pos, name, qty, price, amounts.discount, rate, amounts.tax, amounts.total))
         out[sid] = ((net + amounts.net, tax + amounts.tax, total + amounts.total), lines)
