@@ -113,7 +113,7 @@ def test_declined_card_creates_nothing_and_retry_works(admin):
     assert Payment.objects.filter(status="succeeded").count() == 1
 
 
-def test_bank_debit_creates_subscription_while_pending(admin):
+def test_bank_debit_creates_subscription_while_pending(admin, on):
     lk = link(admin, monthly())
     result = pl.checkout(lk, BUYER, bank())
     assert result.status == "pending"
@@ -122,9 +122,10 @@ def test_bank_debit_creates_subscription_while_pending(admin):
     assert result.payment.status == "pending" and result.payment.subscription_id == sub.pk
     assert not OutboxMessage.objects.filter(kind="seller_receipt").exists()
     # Three business days later the debit settles: recorded on the subscription, seller receipt once.
-    engine.run_until(dt.date(2027, 3, 8))
+    on(dt.date(2027, 3, 5))
+    engine.run()
     sub.refresh_from_db()
-    assert sub.payments_made >= 1 and Payment.objects.get(pk=result.payment.pk).status == "succeeded"
+    assert sub.payments_made == 1 and sub.total_paid == 4900 and Payment.objects.get(pk=result.payment.pk).status == "succeeded"
     assert OutboxMessage.objects.filter(kind="seller_receipt", record_id=result.payment.pk).count() == 1
 
 

@@ -43,7 +43,7 @@ def test_page_shows_items_due_today_and_what_recurs(admin):
     link = make_link(admin)
     r = Client().get(f"/billing/pay/{link.token}/?lang=en")
     html = r.content.decode()
-    assert r.status_code == 200 and r["Cache-Control"] == "no-store"
+    assert r.status_code == 200 and "no-store" in r["Cache-Control"]
     assert "Support plan" in html and "Onboarding" in html and "One-time" in html
     assert "€199.00" in html and "Then €49.00 monthly" in html and "Pay €199.00" in html
     assert 'for="id_buyer_email"' in html and 'for="id_card_number"' in html
