@@ -73,7 +73,11 @@ def set_language(request):
 
 @login_required
 def home(request):
+    from recur.subscriptions.models import Subscription
+    from recur.web.subscription_index import count_label
+
     return render(request, "web/home.html", {
+        "subscriptions": count_label(Subscription.objects.all(), filtered=False)[1],
         "counts": {
             "contacts": Contact.objects.count(), "companies": Company.objects.count(),
             "deals": Deal.objects.count(), "products": Product.objects.count(),
