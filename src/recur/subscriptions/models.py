@@ -92,6 +92,11 @@ class Subscription(Record):
             models.Index(fields=["next_payment_date", "status"], name="sub_due_idx"),
             models.Index(fields=["status", "id"], name="sub_status_idx"),
             models.Index(fields=["contact"], name="sub_contact_idx"),
+            # keyset paging of the index page on each sortable column (R-VIEW-1)
+            models.Index(fields=["next_payment_date", "id"], name="sub_npd_id_idx"),
+            models.Index(fields=["start_date", "id"], name="sub_start_id_idx"),
+            models.Index(fields=["amount", "id"], name="sub_amount_id_idx"),
+            models.Index(fields=["name", "id"], name="sub_name_id_idx"),
         ]
 
     def __str__(self) -> str:
