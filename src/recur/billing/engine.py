@@ -624,8 +624,11 @@ def run(today: dt.date | None = None, *, only: list[int] | None = None, batch: i
     today = today or clock.today()
     summary = Summary()
     if only is None:
+        from recur.checkout.payment_links import settle_sessions
+
         recover_started(summary)
         poll_processor_events(summary)
+        settle_sessions()  # purchases whose request died after the charge
     while True:
         attempt_ids = _issue_batch(today, batch, only, summary)
         if attempt_ids is None:  # nothing left that this worker can claim
