@@ -8,7 +8,6 @@ naming the field and changes nothing. Billing itself is in
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
@@ -17,8 +16,9 @@ from django.db import transaction
 from recur.billing import proration
 from recur.core import clock, records
 from recur.core.errors import Conflict, ValidationFailed
-from recur.core.money import line_amounts, validate_currency
-from recur.crm.models import Company, Contact, Deal, Product, Quote
+from recur.core.money import line_amounts
+from recur.crm import quotes
+from recur.crm.models import Company, Contact, Deal, Quote
 from recur.subscriptions import grouping, schedule
 from recur.subscriptions import status as rules
 from recur.subscriptions.models import PAYMENT_TERM_DAYS, Subscription, SubscriptionItem
@@ -34,46 +34,9 @@ def max_backdate_days() -> int:
 
 
 def _clean_item(raw: dict, i: int) -> dict:
-    """Validate one line item; resolve its product; amounts in minor units."""
+    """Validate one subscription line item: a line item (crm.quotes) that must recur."""
     f = f"line_items[{i}]"
-    item = dict(raw)
-    product = None
-    if item.get("product_id") is not None:
-        product = Product.objects.filter(pk=item["product_id"]).first()
-        if product is None:
-            raise ValidationFailed(f"{f}.product_id: no product with id {item['product_id']}", field=f"{f}.product_id")
-        if product.archived:
-            raise ValidationFailed(f"{f}.product_id: the product {product.name!r} is archived",
-                                   field=f"{f}.product_id")
-        item.setdefault("name", product.name)
-        if item.get("unit_price") is None:
-            item["unit_price"], item["currency"] = product.unit_price, product.currency
-        if not item.get("billing_frequency"):
-            item["billing_frequency"] = product.billing_frequency
-        if item.get("tax_rate") is None:
-            item["tax_rate"] = product.tax_rate
-    if not (item.get("name") or "").strip():
-        raise ValidationFailed(f"{f}.name: a line item needs a name or a product_id", field=f"{f}.name")
-    if item.get("unit_price") is None:
-        raise ValidationFailed(f"{f}.unit_price: a line item needs a price (unit_price or product_id)",
-                               field=f"{f}.unit_price")
-    if item["unit_price"] < 0:
-        raise ValidationFailed(f"{f}.unit_price: must not be negative", field=f"{f}.unit_price")
-    try:
-        item["currency"] = validate_currency(item.get("currency") or "")
-    except ValueError as exc:
-        raise ValidationFailed(f"{f}.unit_price.currency: {exc}", field=f"{f}.unit_price.currency") from None
-    qty = item.get("quantity", 1)
-    if isinstance(qty, bool) or not isinstance(qty, int) or qty < 1:
-        raise ValidationFailed(f"{f}.quantity: must be a whole number of at least 1", field=f"{f}.quantity")
-    for name in ("discount_percent", "tax_rate"):
-        try:
-            value = Decimal(str(item.get(name) or 0))
-        except InvalidOperation:
-            raise ValidationFailed(f"{f}.{name}: not a number", field=f"{f}.{name}") from None
-        if not value.is_finite() or not 0 <= value <= 100:
-            raise ValidationFailed(f"{f}.{name}: must be between 0 and 100", field=f"{f}.{name}")
-        item[name] = value
+    item = quotes.clean_line_item(raw, i)
     if not item.get("billing_frequency"):
         raise ValidationFailed(f"{f}.billing_frequency: a subscription line item needs a billing frequency "
                                f"(one of {', '.join(schedule.FREQUENCIES)})", field=f"{f}.billing_frequency")
@@ -82,8 +45,7 @@ def _clean_item(raw: dict, i: int) -> dict:
     except ValueError as exc:
         field = str(exc).split(":", 1)[0]
         raise ValidationFailed(f"{f}.{exc}", field=f"{f}.{field}") from None
-    item["billing_terms"], item["number_of_payments"] = key[1], key[5]
-    item["_key"], item["_product"] = key, product
+    item["billing_terms"], item["number_of_payments"], item["_key"] = key[1], key[5], key
     return item
 
 
@@ -113,7 +75,7 @@ def period_amount(items) -> int:
 
 def _item_rows(sub: Subscription, items: list[dict]) -> list[SubscriptionItem]:
     return [
-        SubscriptionItem(subscription=sub, position=pos, product=it["_product"], name=it["name"].strip(),
+        SubscriptionItem(subscription=sub, position=pos, product_id=it.get("product_id"), name=it["name"].strip(),
                          quantity=it.get("quantity", 1), unit_price=it["unit_price"],
                          discount_percent=it["discount_percent"], tax_rate=it["tax_rate"])
         for pos, it in enumerate(items)
