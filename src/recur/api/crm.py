@@ -62,19 +62,22 @@ class ContactIn(AddressFields):
     owner_id: int | None = None
 
 
-class ContactPatch(Schema):
-    name: str | None = Field(None, min_length=1)
-    email: str | None = None
-    other_emails: list[str] | None = None
-    phone: str | None = None
-    language: str | None = None
-    owner_id: int | None = None
+class AddressPatch(Schema):
     address_line1: str | None = None
     address_line2: str | None = None
     postal_code: str | None = None
     city: str | None = None
     region: str | None = None
     country: str | None = None
+
+
+class ContactPatch(AddressPatch):
+    name: str | None = Field(None, min_length=1)
+    email: str | None = None
+    other_emails: list[str] | None = None
+    phone: str | None = None
+    language: str | None = None
+    owner_id: int | None = None
 
 
 def contact_out(c: Contact) -> dict:
@@ -125,17 +128,11 @@ class CompanyIn(AddressFields):
     owner_id: int | None = None
 
 
-class CompanyPatch(Schema):
+class CompanyPatch(AddressPatch):
     name: str | None = Field(None, min_length=1)
     domains: list[str] | None = None
     phone: str | None = None
     owner_id: int | None = None
-    address_line1: str | None = None
-    address_line2: str | None = None
-    postal_code: str | None = None
-    city: str | None = None
-    region: str | None = None
-    country: str | None = None
 
 
 def company_out(c: Company) -> dict:
