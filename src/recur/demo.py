@@ -144,8 +144,10 @@ def _subscriptions() -> str:
                     if months < 0:
                         for li in line_items:
                             li["billing_start_date"] = extra
+                    company = records.associated(contact, "company").first()
                     sub = subs.create_subscription(owner, {
-                        "contact_id": contact.pk, "collection": collection, "payment_method_id": pm.pk if pm else None,
+                        "contact_id": contact.pk, "company_id": company.pk if company else None,
+                        "collection": collection, "payment_method_id": pm.pk if pm else None,
                         "payment_terms": "net_30" if collection == "manual" else "due_on_receipt",
                         "line_items": line_items})
                     made.append(sub)
