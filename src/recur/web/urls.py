@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from recur.web import views
-from recur.web.views import other, subscriptions as subs, wizard
+from recur.web.views import commerce, other, subscriptions as subs, wizard
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -40,6 +40,19 @@ urlpatterns = [
          name="company_associate_subscription"),
     path("deals/<int:pk>/subscriptions/associate/", other.associate_subscription, {"record_type": "deal"},
          name="deal_associate_subscription"),
+    # payment links (R-NEW-2), quotes (R-NEW-6), a contact's payment methods (R-PAY-1)
+    path("payment-links/", commerce.payment_link_list, name="payment_link_list"),
+    path("payment-links/new/", commerce.payment_link_new, name="payment_link_new"),
+    path("payment-links/<int:pk>/", commerce.payment_link_detail, name="payment_link_detail"),
+    path("payment-links/<int:pk>/archive/", commerce.payment_link_archive, name="payment_link_archive"),
+    path("quotes/", commerce.quote_list, name="quote_list"),
+    path("quotes/new/", commerce.quote_new, name="quote_new"),
+    path("quotes/<int:pk>/", commerce.quote_detail, name="quote_detail"),
+    path("quotes/<int:pk>/publish/", commerce.quote_publish, name="quote_publish"),
+    path("quotes/<int:pk>/convert/", commerce.quote_convert, name="quote_convert"),
+    path("contacts/<int:pk>/payment-methods/add/", commerce.payment_method_add, name="payment_method_add"),
+    path("contacts/<int:pk>/payment-methods/<int:method_pk>/remove/", commerce.payment_method_remove,
+         name="payment_method_remove"),
     path("invoices/", other.invoice_list, name="invoice_list"),
     path("payments/", other.payment_list, name="payment_list"),
     path("settings/", other.settings_page, name="settings"),

@@ -138,7 +138,11 @@ def contact_list(request):
 
 @login_required
 def contact_detail(request, pk):
-    return _record_page(request, "contact", pk, "web/contact_detail.html")
+    from recur.web.views.commerce import payment_methods_context
+
+    contact = Contact.objects.filter(pk=pk).first()
+    extra = payment_methods_context(contact) if contact else None
+    return _record_page(request, "contact", pk, "web/contact_detail.html", extra)
 
 
 @login_required
