@@ -449,7 +449,7 @@ def test_wizard_add_item_and_prefill_from_a_contact(seller, contact, card, on, a
     on(D(2027, 3, 10))
     page = html(seller.get(f"/subscriptions/new/?contact={contact.pk}"))
     assert f'<option value="{contact.pk}" selected>' in page and "Visa ···· 4242" in page
-    assert "When a customer pays" not in page  # no payment-link page yet: no dead option
+    assert 'href="/payment-links/new/"' in page and "When a customer pays" in page  # R-NEW-2
     page = html(seller.post("/subscriptions/new/", _wizard(contact, card, add_item="1", confirm=None)))
     assert 'name="item-1-name"' in page and 'value="Gold"' in page and 'class="error"' not in page
     page = html(seller.post("/subscriptions/new/", _wizard(contact, card, contact_q="zzz", search_contact="1",
