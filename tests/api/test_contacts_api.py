@@ -159,3 +159,12 @@ def test_openapi_document(client):
     for p in ("/api/v1/contacts", "/api/v1/companies", "/api/v1/deals", "/api/v1/products",
               "/api/v1/contacts/{record_id}/associations"):
         assert p in paths
+
+
+def test_openapi_operation_ids_are_unique(client):
+    """Generated clients need one id per operation."""
+    import collections
+
+    paths = client.get("/api/v1/openapi.json").json()["paths"]
+    ids = [op["operationId"] for ops in paths.values() for op in ops.values()]
+    assert [k for k, n in collections.Counter(ids).items() if n > 1] == []
