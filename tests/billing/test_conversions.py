@@ -104,3 +104,15 @@ def test_bad_quote_input(api, crm_setup, on):
     assert r.status_code == 409 and r.json()["error"]["code"] == "quote_expired"
     assert api.get(f"/quotes/{q['id']}").json()["status"] == "expired"
     assert not Subscription.objects.exists()
+
+
+def test_a_quote_converts_once(api, crm_setup):
+    """A converted quote is accepted and cannot be converted again (no second set of subscriptions)."""
+    contact, _, _ = crm_setup
+    q = api.post("/quotes", {"contact_id": contact.pk, "line_items": [item()]}).json()
+    api.post(f"/quotes/{q['id']}/publish")
+    assert api.post(f"/quotes/{q['id']}/convert-to-subscription", {}).status_code == 200
+    assert api.get(f"/quotes/{q['id']}").json()["status"] == "accepted"
+    r = api.post(f"/quotes/{q['id']}/convert-to-subscription", {})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "quote_converted"
+    assert Subscription.objects.count() == 1

@@ -10,7 +10,7 @@ from ninja import Field, Router, Schema, Status
 
 from recur.api.base import MoneySchema, iso, money_in, money_out, paginate, scoped
 from recur.api.billing import invoice_out
-from recur.api.quotes import ConvertIn, bill_due_now, conversion_out, line_item_out
+from recur.api.quotes import ConvertIn, conversion_out, line_item_out
 from recur.api.records import add_record_routes
 from recur.core import records
 from recur.core.errors import ValidationFailed
@@ -254,7 +254,7 @@ def deal_to_subscription(request, record_id: int, payload: ConvertIn):
     from recur.subscriptions import conversions
 
     deal = records.get_record("deal", record_id)
-    return conversion_out(bill_due_now(conversions.deal_to_subscriptions(request.user, deal, payload.dict())))
+    return conversion_out(conversions.bill_due_now(conversions.deal_to_subscriptions(request.user, deal, payload.dict())))
 
 
 @deals.post("/{record_id}/convert-to-invoice", auth=scoped("subscriptions:write"), response={201: dict},

@@ -5,15 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from django.conf import settings
 from ninja import Router, Schema, Status
 
 from recur.api.base import iso, money_out, paginate, scoped
 from recur.api.billing import invoice_out
 from recur.api.records import add_record_routes
 from recur.api.subscriptions import LineItemIn, line_items_in, subscription_out
-from recur.billing import engine
-from recur.core import clock, records
+from recur.checkout.links import quote_url
+from recur.core import records
 from recur.core.money import line_amounts
 from recur.crm import quotes as quote_services
 from recur.crm.models import Quote
@@ -52,7 +51,7 @@ def quote_out(q: Quote) -> dict:
     return {"id": q.pk, "title": q.title, "status": "expired" if quote_services.quote_expired(q) and q.status in
             ("draft", "published") else q.status, "contact_id": q.contact_id, "deal_id": q.deal_id,
             "expires_on": iso(q.expires_on), "currency": q.currency,
-            "url": f"{settings.RECUR_BASE_URL.rstrip('/')}/billing/quote/{q.public_token}/" if q.public_token else None,
+            "url": quote_url(q),
             "line_items": [line_item_out(li, q.currency) for li in q.line_items.all()],
             "owner_id": q.owner_id, "created_at": iso(q.created_at), "updated_at": iso(q.updated_at),
             "published_at": iso(q.published_at)}
@@ -61,16 +60,6 @@ def quote_out(q: Quote) -> dict:
 def conversion_out(result: dict) -> dict:
     return {"subscriptions": [subscription_out(s) for s in result["subscriptions"]],
             "invoice": invoice_out(result["invoice"]) if result["invoice"] else None}
-
-
-def bill_due_now(result: dict) -> dict:
-    """Bill the subscriptions whose first period is due today, as creating one through the API does."""
-    due = [s.pk for s in result["subscriptions"] if s.next_payment_date and s.next_payment_date <= clock.today()]
-    if due:
-        engine.run(only=due)
-        for s in result["subscriptions"]:
-            s.refresh_from_db()
-    return result
 
 
 @router.get("", auth=READ, summary="List quotes")
@@ -99,7 +88,7 @@ def publish(request, record_id: int):
              summary="One subscription per group of recurring line items (R-SIGN-4)")
 def quote_to_subscription(request, record_id: int, payload: ConvertIn):
     quote = records.get_record("quote", record_id)
-    return conversion_out(bill_due_now(conversions.quote_to_subscriptions(request.user, quote, payload.dict())))
+    return conversion_out(conversions.bill_due_now(conversions.quote_to_subscriptions(request.user, quote, payload.dict())))
 
 
 @router.post("/{record_id}/convert-to-invoice", auth=SUB_WRITE, response={201: dict},

@@ -49,3 +49,8 @@ def read_invoice_token(token: str) -> int:
 
 def invoice_url(invoice) -> str:
     return f"{_base()}/billing/invoice/{invoice_token(invoice)}/"
+
+
+def quote_url(quote) -> str | None:
+    """The public page of a published quote."""
+    return f"{_base()}/billing/quote/{quote.public_token}/" if quote.public_token else None

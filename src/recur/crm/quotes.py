@@ -139,7 +139,10 @@ def publish_quote(actor, quote: Quote) -> Quote:
 
 
 def check_convertible(quote: Quote) -> None:
-    if quote.status not in ("published", "accepted"):
+    if quote.status in ("accepted", "paid"):
+        raise Conflict(f"status: the quote is {quote.status} already; it cannot be converted again", field="status",
+                       code="quote_converted")
+    if quote.status != "published":
         raise Conflict(f"status: the quote is {quote.status}; only a published quote can be converted",
                        field="status", code="quote_not_published")
     if quote.expires_on and quote.expires_on < clock.today():

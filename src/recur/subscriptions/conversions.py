@@ -77,14 +77,36 @@ def _quote_parts(quote: Quote):
     return quote.contact, quotes.item_dicts(quote.line_items.all()), quote.deal
 
 
+@transaction.atomic
 def quote_to_subscriptions(actor, quote: Quote, options: dict) -> dict:
+    quote = Quote.objects.select_for_update().get(pk=quote.pk)  # two conversions at once: one wins
     contact, items, deal = _quote_parts(quote)
-    return _to_subscriptions(actor, contact=contact, items=items, deal=deal, quote=quote, options=options)
+    result = _to_subscriptions(actor, contact=contact, items=items, deal=deal, quote=quote, options=options)
+    records.update(quote, actor, {"status": "accepted"})
+    return result
 
 
+@transaction.atomic
 def quote_to_invoice(actor, quote: Quote, options: dict):
+    quote = Quote.objects.select_for_update().get(pk=quote.pk)
     contact, items, deal = _quote_parts(quote)
-    return _to_invoice(actor, contact=contact, items=items, deal=deal, quote=quote, options=options)
+    invoice = _to_invoice(actor, contact=contact, items=items, deal=deal, quote=quote, options=options)
+    records.update(quote, actor, {"status": "accepted"})
+    return invoice
+
+
+def bill_due_now(result: dict) -> dict:
+    """After a conversion has committed: bill the subscriptions whose first period is due today,
+    as creating one directly does."""
+    from recur.billing import engine
+    from recur.core import clock
+
+    due = [s.pk for s in result["subscriptions"] if s.next_payment_date and s.next_payment_date <= clock.today()]
+    if due:
+        engine.run(only=due)
+        for s in result["subscriptions"]:
+            s.refresh_from_db()
+    return result
 
 
 def _deal_parts(deal: Deal):

@@ -3,7 +3,6 @@ methods (R-PAY-1). Thin: forms check input, services decide and write."""
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
@@ -13,6 +12,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from recur.checkout import payment_links as links
+from recur.checkout.links import quote_url
 from recur.checkout.forms import PaymentDetailsForm
 from recur.checkout.models import PaymentLink
 from recur.core import clock, records
@@ -157,10 +157,6 @@ def payment_link_archive(request, pk):
 # --- quotes (R-NEW-6) --------------------------------------------------------------------------------
 
 
-def quote_url(quote: Quote) -> str | None:
-    return f"{settings.RECUR_BASE_URL.rstrip('/')}/billing/quote/{quote.public_token}/" if quote.public_token else None
-
-
 def _quote_status(quote: Quote, today) -> str:
     if quote.status == "published" and quote_services.quote_expired(quote, today):
         return "expired"
@@ -260,7 +256,6 @@ def quote_publish(request, pk):
 @login_required
 @require_POST
 def quote_convert(request, pk):
-    from recur.billing import engine
     from recur.subscriptions import conversions
 
     quote = _quote(pk)
@@ -280,10 +275,7 @@ def quote_convert(request, pk):
     except ServiceError as exc:
         wf.add_service_error(form, exc, cf.CONVERT_FIELD_MAP)
         return quote_detail(request, pk, convert_form=form)
-    # The first period of each subscription that starts today is billed now (as the API does).
-    due = [s.pk for s in result["subscriptions"] if s.next_payment_date and s.next_payment_date <= clock.today()]
-    if due:
-        engine.run(only=due)
+    conversions.bill_due_now(result)  # the first periods due today are billed now, as the API does
     n = len(result["subscriptions"])
     messages.success(request, _("%(n)s subscription(s) created from the quote.") % {"n": n})
     return redirect("quote_detail", pk=quote.pk)
