@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from recur.web import views
-from recur.web.views import commerce, other, subscriptions as subs, wizard
+from recur.web.views import commerce, crm, other, subscriptions as subs, wizard
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -19,6 +19,20 @@ urlpatterns = [
     path("deals/", views.deal_list, name="deal_list"),
     path("deals/<int:pk>/", views.deal_detail, name="deal_detail"),
     path("products/", views.product_list, name="product_list"),
+    # create, edit, delete (R-OBJ-1)
+    path("contacts/new/", crm.contact_edit, name="contact_new"),
+    path("contacts/<int:pk>/edit/", crm.contact_edit, name="contact_edit"),
+    path("contacts/<int:pk>/delete/", crm.record_delete, {"record_type": "contact"}, name="contact_delete"),
+    path("companies/new/", crm.company_edit, name="company_new"),
+    path("companies/<int:pk>/edit/", crm.company_edit, name="company_edit"),
+    path("companies/<int:pk>/delete/", crm.record_delete, {"record_type": "company"}, name="company_delete"),
+    path("deals/new/", crm.deal_edit, name="deal_new"),
+    path("deals/<int:pk>/edit/", crm.deal_edit, name="deal_edit"),
+    path("deals/<int:pk>/delete/", crm.record_delete, {"record_type": "deal"}, name="deal_delete"),
+    path("products/new/", crm.product_edit, name="product_new"),
+    path("products/<int:pk>/", crm.product_detail, name="product_detail"),
+    path("products/<int:pk>/edit/", crm.product_edit, name="product_edit"),
+    path("products/<int:pk>/delete/", crm.record_delete, {"record_type": "product"}, name="product_delete"),
     # subscriptions (R-VIEW-1, R-VIEW-2, R-NEW-3, R-MAN-1..5)
     path("subscriptions/", subs.subscription_index, name="subscription_index"),
     path("subscriptions/views/add/", subs.view_add, name="subscription_view_add"),

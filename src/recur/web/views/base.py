@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
@@ -103,8 +104,12 @@ def _record_page(request, record_type, pk, template, extra=None):
     for t in ("contact", "company", "deal", "quote"):
         if t != record_type:
             assoc[t] = records.associated(obj, t)
+    edit = {}
+    if record_type in ("contact", "company", "deal", "product"):
+        edit = {"edit_url": reverse(f"{record_type}_edit", args=[pk]),
+                "delete_url": reverse(f"{record_type}_delete", args=[pk])}
     return render(request, template, {
-        "obj": obj, "history": records.history(record_type, pk).order_by("-at", "-id"), "assoc": assoc,
+        **edit, "obj": obj, "history": records.history(record_type, pk).order_by("-at", "-id"), "assoc": assoc,
         "record_type": record_type, "subscriptions": subscriptions_of(obj), **(extra or {}),
     })
 
