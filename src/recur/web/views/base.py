@@ -169,7 +169,10 @@ def deal_list(request):
 
 @login_required
 def deal_detail(request, pk):
-    return _record_page(request, "deal", pk, "web/deal_detail.html")
+    from recur.web.views.crm import deal_context
+
+    deal = Deal.objects.filter(pk=pk).first()
+    return _record_page(request, "deal", pk, "web/deal_detail.html", deal_context(deal) if deal else None)
 
 
 @login_required

@@ -238,7 +238,7 @@ def deal_items(request, pk):
         return _items_page(request, form, items, count, ctx)
     form = f.DealItemsForm(data)
     items, rows, count, ok = _read_items(request, form, products)
-    if not ok and not rows and form.is_valid() and not any(i.errors for i in items):
+    if not ok and not rows and set(form.errors) == {"__all__"} and not any(i.errors for i in items):
         ok, form = True, f.DealItemsForm(data)  # every row removed: the deal has no line items
         form.is_valid()
     if ok:
