@@ -116,3 +116,14 @@ def test_a_quote_converts_once(api, crm_setup):
     r = api.post(f"/quotes/{q['id']}/convert-to-subscription", {})
     assert r.status_code == 409 and r.json()["error"]["code"] == "quote_converted"
     assert Subscription.objects.count() == 1
+
+
+def test_a_deal_converts_once(api, crm_setup):
+    contact, company, deal = crm_setup
+    api.patch(f"/deals/{deal['id']}", {"line_items": [item()]})
+    assert api.post(f"/deals/{deal['id']}/convert-to-subscription", {}).status_code == 200
+    r = api.post(f"/deals/{deal['id']}/convert-to-subscription", {})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "deal_converted"
+    assert Subscription.objects.count() == 1
+    r = api.delete(f"/contacts/{contact.pk}")  # the subscription protects its contact
+    assert r.status_code == 409 and r.json()["error"]["code"] == "protected"

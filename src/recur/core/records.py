@@ -14,9 +14,10 @@ from typing import Any, Iterable
 from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
+from django.db.models import ProtectedError
 
 from recur.core import clock
-from recur.core.errors import NotFound, ValidationFailed, from_django_validation
+from recur.core.errors import Conflict, NotFound, ValidationFailed, from_django_validation
 from recur.core.models import Association, HistoryEntry, Record
 
 
@@ -119,13 +120,19 @@ def update(obj: Record, actor, fields: dict[str, Any]) -> Record:
     return obj
 
 
-@transaction.atomic
 def delete(obj: Record, actor) -> None:
+    """Delete a record and its associations; one that other records protect is refused (409)."""
     record_type, record_id = obj.record_type, obj.pk
-    Association.objects.filter(a_type=record_type, a_id=record_id).delete()
-    Association.objects.filter(b_type=record_type, b_id=record_id).delete()
-    obj.delete()
-    log(record_type, record_id, actor, "deleted", {})
+    try:
+        with transaction.atomic():
+            Association.objects.filter(a_type=record_type, a_id=record_id).delete()
+            Association.objects.filter(b_type=record_type, b_id=record_id).delete()
+            obj.delete()
+            log(record_type, record_id, actor, "deleted", {})
+    except ProtectedError as exc:
+        kinds = sorted({o._meta.verbose_name_plural for o in exc.protected_objects})
+        raise Conflict(f"This {obj._meta.verbose_name} cannot be deleted: {', '.join(map(str, kinds))} still "
+                       "refer to it", code="protected") from None
 
 
 def history(record_type: str, record_id: int):

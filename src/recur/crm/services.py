@@ -178,4 +178,5 @@ def update_product(actor, product: Product, data: dict[str, Any]) -> Product:
 
 
 def delete_record(actor, obj) -> None:
+    """Delete a CRM record; one that subscriptions, invoices or payments still point at is refused (409)."""
     records.delete(obj, actor)

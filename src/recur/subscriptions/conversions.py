@@ -119,11 +119,24 @@ def _deal_parts(deal: Deal):
     return contact, items
 
 
+def _lock_unconverted(deal: Deal) -> Deal:
+    """A deal converts once: two conversions at once wait on the row lock, and the second sees the first's work."""
+    deal = Deal.objects.select_for_update().get(pk=deal.pk)
+    if records.associated_ids("deal", deal.pk, "subscription") or records.associated_ids("deal", deal.pk, "invoice"):
+        raise Conflict("status: this deal already has subscriptions or invoices; it cannot be converted again",
+                       field="status", code="deal_converted")
+    return deal
+
+
+@transaction.atomic
 def deal_to_subscriptions(actor, deal: Deal, options: dict) -> dict:
+    deal = _lock_unconverted(deal)
     contact, items = _deal_parts(deal)
     return _to_subscriptions(actor, contact=contact, items=items, deal=deal, quote=None, options=options)
 
 
+@transaction.atomic
 def deal_to_invoice(actor, deal: Deal, options: dict):
+    deal = _lock_unconverted(deal)
     contact, items = _deal_parts(deal)
     return _to_invoice(actor, contact=contact, items=items, deal=deal, quote=None, options=options)
