@@ -55,6 +55,9 @@ class SubscriptionIn(Schema):
     payment_terms: str = "due_on_receipt"
     accept_online_payments: bool = True
     accepted_payment_methods: list[str] | None = None
+    collect_billing_address: bool = False
+    collect_shipping_address: bool = False
+    save_payment_method: bool = False
     billing_address: dict | None = None
     deal_ids: list[int] = []
     quote_id: int | None = None
@@ -89,6 +92,8 @@ def subscription_out(s: Subscription) -> dict:
         "payments_made": s.payments_made, "amount": money_out(s.amount, s.currency),
         "total_paid": money_out(s.total_paid, s.currency), "payment_terms": s.payment_terms,
         "accept_online_payments": s.accept_online_payments, "accepted_payment_methods": s.accepted_payment_methods,
+        "collect_billing_address": s.collect_billing_address, "collect_shipping_address": s.collect_shipping_address,
+        "save_payment_method": s.save_payment_method,
         "contact_id": s.contact_id, "company_id": s.company_id, "deal_ids": [i for _, i, _ in ids],
         "quote_id": s.quote_id, "payment_method_id": s.payment_method_id, "billing_address": s.billing_address,
         "line_items": [

@@ -164,3 +164,40 @@ class PaymentDetailsForm(forms.Form):
             return
         message = EXPIRED if "expired" in (exc.message or "") else MESSAGES[name]
         self.add_error(name, message)
+
+
+ADDRESS_FIELDS = (("address_line1", _("Address"), "address-line1"), ("postal_code", _("Postal code"), "postal-code"),
+                  ("city", _("City"), "address-level2"), ("country", _("Country"), "country"))
+
+
+class InvoiceAddressForm(forms.Form):
+    """The addresses a manually collected subscription asks for on its hosted invoice page (R-NEW-3)."""
+
+    def __init__(self, *args, billing: bool = False, shipping: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.billing, self.shipping = billing, shipping
+        for name, on in (("billing", billing), ("shipping", shipping)):
+            if on:
+                for field, label, _ac in ADDRESS_FIELDS:
+                    self.fields[f"{name}_{field}"] = forms.CharField(
+                        label=label, max_length=60 if field == "country" else 200,
+                        error_messages={"required": REQUIRED})
+
+    def sections(self):
+        """(legend, [(bound field, autocomplete)]) per address asked for."""
+        return [(legend, [(self[f"{name}_{f}"], f"{name} {ac}") for f, _l, ac in ADDRESS_FIELDS])
+                for name, on, legend in (("billing", self.billing, _("Billing address")),
+                                         ("shipping", self.shipping, _("Shipping address"))) if on]
+
+    def addresses(self) -> dict:
+        """``{"billing": {...}, "shipping": {...}}`` for ``checkout.services.pay_invoice``."""
+        d = self.cleaned_data
+        return {name: {f: d[f"{name}_{f}"].strip() for f, *_ in ADDRESS_FIELDS}
+                for name in ("billing", "shipping") if getattr(self, name)}
+
+    def add_service_error(self, exc) -> None:
+        name = (exc.field or "").replace("_address.", "_")
+        if name in self.fields:
+            self.add_error(name, REQUIRED)
+        else:
+            self.add_error(None, exc.message)

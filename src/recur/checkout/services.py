@@ -150,7 +150,7 @@ class _Started:
 
 @sensitive_variables("details")
 @transaction.atomic
-def _start_invoice_attempt(invoice_id: int, details: dict) -> _Started:
+def _start_invoice_attempt(invoice_id: int, details: dict, addresses: dict | None = None) -> _Started:
     """Lock the invoice, check there is something to pay, save the method, commit the attempt."""
     cycle_id = Invoice.objects.filter(pk=invoice_id).values_list("cycle_id", flat=True).first()
     if cycle_id:
@@ -171,6 +171,7 @@ def _start_invoice_attempt(invoice_id: int, details: dict) -> _Started:
     sub = Subscription.objects.filter(pk=invoice.subscription_id).first() if invoice.subscription_id else None
     invoice.subscription = sub
     _check_method(details, accepted_methods(invoice))
+    save_invoice_addresses(invoice, addresses or {})
     method = payments.add_payment_method(None, invoice.contact, details)
     n = (PaymentAttempt.objects.filter(invoice=invoice).aggregate(n=Max("attempt_no"))["n"] or 0) + 1
     if cycle_id:
@@ -186,7 +187,7 @@ def _start_invoice_attempt(invoice_id: int, details: dict) -> _Started:
 
 
 @sensitive_variables("details")
-def pay_invoice(token_or_invoice, details: dict) -> Payment:
+def pay_invoice(token_or_invoice, details: dict, addresses: dict | None = None) -> Payment:
     """Save the buyer's card or bank account and charge what is due on the invoice.
 
     ``token_or_invoice``: the token of a hosted-invoice link, an ``Invoice`` or its id.
@@ -194,6 +195,11 @@ def pay_invoice(token_or_invoice, details: dict) -> Payment:
     for a bank debit). Raises ``ValidationFailed`` naming the field for bad details
     (nothing is saved), ``Conflict`` when there is nothing to pay or a payment is
     already under way, ``PaymentProcessing`` when the outcome is not known yet.
+
+    ``addresses``: ``{"billing": {...}, "shipping": {...}}``, required as the invoice's subscription
+    asks (``collect_billing_address`` / ``collect_shipping_address``, R-NEW-3); saved on the invoice.
+    After the payment the method is kept as the subscription's payment method when it has
+    ``save_payment_method``, else removed (manual collection).
     """
     from recur.billing import engine
 
@@ -201,7 +207,7 @@ def pay_invoice(token_or_invoice, details: dict) -> Payment:
         invoice_id = invoice_for_token(token_or_invoice).pk
     else:
         invoice_id = getattr(token_or_invoice, "pk", token_or_invoice)
-    started = _start_invoice_attempt(invoice_id, details)
+    started = _start_invoice_attempt(invoice_id, details, addresses)
     attempt = started.attempt
     try:
         engine.charge_attempts([attempt.pk])
@@ -231,6 +237,7 @@ def _after_buyer_attempt(attempt_id: int, payment: Payment, status_before: str |
     if not invoice.subscription_id:
         return
     sub = Subscription.objects.select_for_update().get(pk=invoice.subscription_id)
+    _keep_or_remove_method(sub, invoice, attempt, payment)
     if payment.status == "succeeded":
         if sub.status == "past_due" and not _unpaid(sub):
             _set_status(sub.pk, "past_due", "active")
@@ -240,6 +247,62 @@ def _after_buyer_attempt(attempt_id: int, payment: Payment, status_before: str |
                                                                                      next_retry_on=None)
         if status_before and status_before != sub.status and not rules.is_terminal(sub.status) and not _unpaid(sub):
             _set_status(sub.pk, sub.status, status_before)
+
+
+ADDRESS_KEYS = ("address_line1", "address_line2", "postal_code", "city", "region", "country")
+ADDRESS_REQUIRED = ("address_line1", "postal_code", "city", "country")
+
+
+def collects(invoice: Invoice) -> tuple[bool, bool]:
+    """(billing address, shipping address): what the hosted page of this invoice asks the buyer for."""
+    sub = getattr(invoice, "subscription", None) if invoice.subscription_id else None
+    if sub is None or invoice.collection != "manual":
+        return False, False
+    return bool(sub.collect_billing_address), bool(sub.collect_shipping_address)
+
+
+def _clean_address(raw, field: str) -> dict:
+    raw = raw if isinstance(raw, dict) else {}
+    address = {k: str(raw.get(k) or "").strip()[:200] for k in ADDRESS_KEYS}
+    for k in ADDRESS_REQUIRED:
+        if not address[k]:
+            raise ValidationFailed(f"{field}.{k}: this field is required", field=f"{field}.{k}")
+    return {k: v for k, v in address.items() if v}
+
+
+def save_invoice_addresses(invoice: Invoice, addresses: dict) -> None:
+    """Check and save the addresses the invoice's subscription asks for (R-NEW-3): the billing
+    address becomes the invoice's ``billing_address``; a shipping address is kept under its
+    ``"shipping"`` key. Raises ``ValidationFailed`` naming ``billing_address.<key>`` /
+    ``shipping_address.<key>`` when one is missing; nothing is saved then."""
+    billing, shipping = collects(invoice)
+    if not (billing or shipping):
+        return
+    current = invoice.billing_address if isinstance(invoice.billing_address, dict) else {}
+    new = dict(current)
+    if billing:
+        new = {**_clean_address(addresses.get("billing"), "billing_address"),
+               **({"shipping": current["shipping"]} if "shipping" in current else {})}
+    if shipping:
+        new["shipping"] = _clean_address(addresses.get("shipping"), "shipping_address")
+    if new != current:
+        Invoice.objects.filter(pk=invoice.pk).update(billing_address=new)
+        invoice.billing_address = new
+        records.log(invoice, None, None, "updated", {"billing_address": [current, new]})
+
+
+def _keep_or_remove_method(sub: Subscription, invoice: Invoice, attempt: PaymentAttempt, payment: Payment) -> None:
+    """Manual collection (R-NEW-3): with "save payment method for future charges" a method that paid
+    becomes the subscription's payment method; without it the method is removed once the outcome
+    is known, so nothing is kept. A pending bank debit keeps it until it settles."""
+    if invoice.collection != "manual" or attempt.payment_method_id is None or payment.status == "pending":
+        return
+    method = PaymentMethod.objects.get(pk=attempt.payment_method_id)
+    if sub.save_payment_method:
+        if payment.status == "succeeded" and sub.payment_method_id != method.pk:
+            records.update(sub, None, {"payment_method": method})
+    elif sub.payment_method_id != method.pk:
+        payments.remove_payment_method(None, method)
 
 
 # --- update the payment method of a subscription (R-BILL-5, R-BILL-6) --------------------------

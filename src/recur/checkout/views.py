@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from recur.billing.pdf import address_lines, render_invoice_pdf
 from recur.checkout import services
-from recur.checkout.forms import PaymentDetailsForm
+from recur.checkout.forms import InvoiceAddressForm, PaymentDetailsForm
 from recur.checkout.templatetags.checkout_tags import amount as fmt_amount
 from recur.checkout.templatetags.checkout_tags import method_label as _method_label
 from recur.core import clock
@@ -95,16 +95,22 @@ def invoice_page(request, token: str):
         return _link_error(request, exc)
     lang = _language(request, invoice.contact)
     accepted = services.accepted_methods(invoice)
+    billing, shipping = services.collects(invoice)
     declined = problem = None
     with translation.override(lang):
         form = PaymentDetailsForm(accepted=accepted)
+        address_form = InvoiceAddressForm(billing=billing, shipping=shipping)
         if request.method == "POST":
             form = PaymentDetailsForm(request.POST, accepted=accepted)
-            if form.is_valid():
+            address_form = InvoiceAddressForm(request.POST, billing=billing, shipping=shipping)
+            if address_form.is_valid() & form.is_valid():
                 try:
-                    payment = services.pay_invoice(invoice, form.details())
+                    payment = services.pay_invoice(invoice, form.details(), address_form.addresses())
                 except ValidationFailed as exc:
-                    form.add_service_error(exc)
+                    if (exc.field or "").startswith(("billing_address", "shipping_address")):
+                        address_form.add_service_error(exc)
+                    else:
+                        form.add_service_error(exc)
                 except services.PaymentProcessing:
                     messages.info(request, _("Your payment is being processed. We'll let you know by e-mail "
                                              "when it has gone through."))
@@ -130,6 +136,7 @@ def invoice_page(request, token: str):
     overdue = invoice.status == "open" and invoice.due_date < clock.today()
     context = {
         "invoice": invoice, "lines": list(invoice.lines.all()), "form": form, "declined": declined,
+        "address_form": address_form,
         "problem": problem, "payable": services.payable(invoice), "address": address_lines(invoice),
         "in_flight": in_flight, "overdue": overdue,
         "badge": "red" if overdue else BADGES.get(invoice.status, "grey"), "token": token,

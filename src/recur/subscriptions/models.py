@@ -46,7 +46,8 @@ class Subscription(Record):
         "name", "status", "collection", "billing_frequency", "billing_terms", "number_of_payments", "start_date",
         "end_date", "next_payment_date", "amount", "currency", "payment_terms", "contact", "company",
         "payment_method", "billing_address", "owner", "cancel_mode", "canceled_at", "cancel_at",
-        "accept_online_payments", "accepted_payment_methods",
+        "accept_online_payments", "accepted_payment_methods", "collect_billing_address", "collect_shipping_address",
+        "save_payment_method",
     )
 
     name = models.CharField(_("name"), max_length=200)
@@ -67,6 +68,10 @@ class Subscription(Record):
     payment_terms = models.CharField(_("payment terms"), max_length=20, choices=PAYMENT_TERMS, default="due_on_receipt")
     accept_online_payments = models.BooleanField(_("accept online payments"), default=True)
     accepted_payment_methods = models.JSONField(_("accepted payment methods"), default=list, blank=True)
+    # Manual collection (R-NEW-3): what the hosted invoice page asks the buyer for.
+    collect_billing_address = models.BooleanField(_("collect billing address"), default=False)
+    collect_shipping_address = models.BooleanField(_("collect shipping address"), default=False)
+    save_payment_method = models.BooleanField(_("save payment method for future charges"), default=False)
     contact = models.ForeignKey("crm.Contact", on_delete=models.PROTECT, related_name="subscriptions",
                                 verbose_name=_("billing contact"))
     company = models.ForeignKey("crm.Company", null=True, blank=True, on_delete=models.SET_NULL,

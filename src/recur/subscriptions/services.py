@@ -105,11 +105,15 @@ def _get(model, pk, field):
     return obj
 
 
+COLLECTION_OPTIONS = ("collect_billing_address", "collect_shipping_address", "save_payment_method")
+
+
 @transaction.atomic
 def create_subscription(actor, data: dict[str, Any], *, allow_backdate: bool = True) -> Subscription:
     """Create a subscription "Immediately" (R-NEW-3). ``data``: contact_id (required), company_id,
     collection, payment_method_id, payment_terms, accept_online_payments, accepted_payment_methods,
-    billing_address, name, line_items (minor units), deal_ids, quote_id, owner_id."""
+    collect_billing_address, collect_shipping_address, save_payment_method (booleans: what the hosted
+    invoice page of a manually collected invoice asks for and keeps), billing_address, name, line_items (minor units), deal_ids, quote_id, owner_id."""
     contact = _get(Contact, data.get("contact_id"), "contact_id")
     if contact is None:
         raise ValidationFailed("contact_id: a subscription needs a billing contact", field="contact_id")
@@ -154,7 +158,9 @@ def create_subscription(actor, data: dict[str, Any], *, allow_backdate: bool = T
         "start_date": start, "end_date": schedule.end_date(start, freq, n) if n else None,
         "next_payment_date": start, "amount": period_amount(items), "currency": first["currency"],
         "payment_terms": terms, "accept_online_payments": bool(data.get("accept_online_payments", True)),
-        "accepted_payment_methods": methods, "contact": contact, "company": company, "quote": quote,
+        "accepted_payment_methods": methods,
+        **{k: bool(data.get(k, False)) for k in COLLECTION_OPTIONS},
+        "contact": contact, "company": company, "quote": quote,
         "payment_method": payment_method, "billing_address": data.get("billing_address") or {},
         "owner_id": data.get("owner_id") or getattr(actor, "pk", None),
     })

@@ -245,6 +245,11 @@ class WizardForm(AddressMixin):
     accepted_payment_methods = forms.MultipleChoiceField(
         label=_("Accepted payment methods"), required=False, widget=forms.CheckboxSelectMultiple,
         initial=["card", "bank_account"], choices=[("card", _("Card")), ("bank_account", _("Bank debit"))])
+    collect_billing_address = forms.BooleanField(label=_("Collect billing address"), required=False)
+    collect_shipping_address = forms.BooleanField(label=_("Collect shipping address"), required=False)
+    save_payment_method = forms.BooleanField(label=_("Save payment method for future charges"), required=False)
+
+    COLLECTION_OPTIONS = ("collect_billing_address", "collect_shipping_address", "save_payment_method")
 
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
@@ -304,7 +309,8 @@ class WizardForm(AddressMixin):
             data["payment_method_id"] = d.get("payment_method")
         else:
             data.update(payment_terms=d["payment_terms"], accept_online_payments=bool(d.get("accept_online_payments")),
-                        accepted_payment_methods=d.get("accepted_payment_methods") or ["card", "bank_account"])
+                        accepted_payment_methods=d.get("accepted_payment_methods") or ["card", "bank_account"],
+                        **{k: bool(d.get(k)) for k in self.COLLECTION_OPTIONS})
         return data
 
 

@@ -81,6 +81,8 @@ def _summary(form, rows, cleaned) -> dict:
         "accepted": [dict(form.fields["accepted_payment_methods"].choices)[m]
                      for m in d.get("accepted_payment_methods") or []],
         "address": form.address(),
+        "options": [str(form.fields[k].label) for k in form.COLLECTION_OPTIONS
+                    if d["collection"] == "manual" and d.get(k)],
     }
 
 
