@@ -67,3 +67,24 @@ def _fresh_engine_state():
 
     engine._last_reconcile = None
     yield
+
+
+@pytest.fixture
+def on():
+    """Pin Recur's clock to a date (9:00 in the account's time zone); call again to move it."""
+    import datetime as dt
+
+    from recur.core import clock
+
+    stack: list = []
+
+    def move(day: dt.date):
+        if stack:
+            stack.pop().__exit__(None, None, None)
+        cm = clock.freeze(day)
+        cm.__enter__()
+        stack.append(cm)
+
+    yield move
+    if stack:
+        stack.pop().__exit__(None, None, None)

@@ -1,8 +1,5 @@
-import datetime as dt
-
 import pytest
 
-from recur.core import clock
 from recur.crm import services as crm
 from recur.payments import services as payments
 
@@ -14,21 +11,6 @@ CARDS = {
 }
 
 
-@pytest.fixture
-def on():
-    """Pin the clock to a date (9:00 in the account's time zone)."""
-    stack = []
-
-    def move(day: dt.date):
-        if stack:
-            stack.pop().__exit__(None, None, None)
-        cm = clock.freeze(day)
-        cm.__enter__()
-        stack.append(cm)
-
-    yield move
-    if stack:
-        stack.pop().__exit__(None, None, None)
 
 
 @pytest.fixture

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 
 import pytest
 
 from recur.billing import engine
 from recur.billing.models import Invoice
-from recur.core import clock
 from recur.crm import services as crm
 from recur.payments import services as payments
 from recur.subscriptions import services as subs
@@ -66,18 +64,3 @@ def first_invoice(sub) -> Invoice:
     return Invoice.objects.filter(subscription=sub).order_by("pk").first()
 
 
-@pytest.fixture
-def on():
-    """Pin the clock to a date (9:00 in the account's time zone)."""
-    stack = []
-
-    def move(day: dt.date):
-        if stack:
-            stack.pop().__exit__(None, None, None)
-        cm = clock.freeze(day)
-        cm.__enter__()
-        stack.append(cm)
-
-    yield move
-    if stack:
-        stack.pop().__exit__(None, None, None)

@@ -8,7 +8,6 @@ keys, from test to test).
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import json
@@ -24,7 +23,6 @@ from pathlib import Path
 
 import pytest
 
-from recur.core import clock
 from recur.crm import services as crm
 from recur.payments import services as payments
 
@@ -123,21 +121,6 @@ def contact(db):
     return crm.create_contact(None, {"name": "Anna de Vries", "email": "anna@example.nl", "language": "nl"})
 
 
-@pytest.fixture
-def on():
-    """Pin Recur's clock to a date (9:00 in the account's time zone); Stripe keeps real time."""
-    stack = []
-
-    def move(day: dt.date):
-        if stack:
-            stack.pop().__exit__(None, None, None)
-        cm = clock.freeze(day)
-        cm.__enter__()
-        stack.append(cm)
-
-    yield move
-    if stack:
-        stack.pop().__exit__(None, None, None)
 
 
 def card(number="4242424242424242", exp_month=12, exp_year=2035, cvc="123"):
