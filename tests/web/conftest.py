@@ -8,7 +8,7 @@ from recur.core import clock
 from recur.crm import services as crm
 from recur.payments import services as payments
 from recur.subscriptions import services as subs
-from tests.billing.conftest import CARDS, on  # noqa: F401  (the clock fixture)
+from tests.billing.conftest import CARDS  # noqa: F401
 
 
 @pytest.fixture
