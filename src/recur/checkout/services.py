@@ -127,30 +127,12 @@ def _install() -> str:
     return hashlib.sha256(settings.SECRET_KEY.encode()).hexdigest()[:8]
 
 
-def _unpaid(sub: Subscription) -> bool:
-    """Whether anything of the subscription is still past due (failed cycles, overdue manual invoices)."""
-    return (BillingCycle.objects.filter(subscription=sub, status="failed").exists()
-            or Invoice.objects.filter(subscription=sub, status="open", collection="manual",
-                                      due_date__lt=clock.today()).exists())
-
-
-def _set_status(sub_id: int, old: str, new: str) -> None:
-    Subscription.objects.filter(pk=sub_id, status=old).update(status=new, updated_at=clock.now())
-    records.log("subscription", sub_id, None, "updated", {"status": [old, new]})
-
-
 # --- pay an invoice online (R-KIND-2) ---------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class _Started:
-    attempt: PaymentAttempt
-    subscription_status: str | None
 
 
 @sensitive_variables("details")
 @transaction.atomic
-def _start_invoice_attempt(invoice_id: int, details: dict, addresses: dict | None = None) -> _Started:
+def _start_invoice_attempt(invoice_id: int, details: dict, addresses: dict | None = None) -> PaymentAttempt:
     """Lock the invoice, check there is something to pay, save the method, commit the attempt."""
     cycle_id = Invoice.objects.filter(pk=invoice_id).values_list("cycle_id", flat=True).first()
     if cycle_id:
@@ -183,7 +165,7 @@ def _start_invoice_attempt(invoice_id: int, details: dict, addresses: dict | Non
         payment_method=method, amount=invoice.amount_due, currency=invoice.currency, created_at=clock.now(),
         buyer_initiated=True,
     )
-    return _Started(attempt, sub.status if sub else None)
+    return attempt
 
 
 @sensitive_variables("details")
@@ -207,8 +189,7 @@ def pay_invoice(token_or_invoice, details: dict, addresses: dict | None = None) 
         invoice_id = invoice_for_token(token_or_invoice).pk
     else:
         invoice_id = getattr(token_or_invoice, "pk", token_or_invoice)
-    started = _start_invoice_attempt(invoice_id, details, addresses)
-    attempt = started.attempt
+    attempt = _start_invoice_attempt(invoice_id, details, addresses)
     try:
         engine.charge_attempts([attempt.pk])
     except Exception:  # the attempt is committed: the billing run's recovery settles it with the same key
@@ -218,19 +199,17 @@ def pay_invoice(token_or_invoice, details: dict, addresses: dict | None = None) 
     payment = Payment.objects.filter(attempt_id=attempt.pk).first()
     if payment is None:
         raise PaymentProcessing("Your payment is being processed.")
-    _after_buyer_attempt(attempt.pk, payment, started.subscription_status)
+    _after_buyer_attempt(attempt.pk, payment)
     return payment
 
 
 @transaction.atomic
-def _after_buyer_attempt(attempt_id: int, payment: Payment, status_before: str | None) -> None:
-    """What the engine's recorder does not know about a payment the buyer made on the invoice page.
+def _after_buyer_attempt(attempt_id: int, payment: Payment) -> None:
+    """Keep or drop the buyer's payment method, as the subscription says (R-NEW-3).
 
-    - Paying an overdue manual invoice: the recorder decides "still unpaid" from the invoices
-      that were overdue before this payment, so it leaves the subscription past due; make it
-      active when nothing else is unpaid (the rule of billing.services.settle_invoice_payment).
-    - A declined card on a manual invoice is the buyer's try, not a failed scheduled charge:
-      no dunning (the subscription has no method to retry with) and no change of status.
+    Status and dunning need nothing here: the engine's recorder makes a subscription active when
+    its last unpaid invoice is paid, and a buyer's declined try (``buyer_initiated``) on a manual
+    invoice changes neither the cycle nor the status.
     """
     attempt = PaymentAttempt.objects.select_related("invoice").get(pk=attempt_id)
     invoice = attempt.invoice
@@ -238,15 +217,6 @@ def _after_buyer_attempt(attempt_id: int, payment: Payment, status_before: str |
         return
     sub = Subscription.objects.select_for_update().get(pk=invoice.subscription_id)
     _keep_or_remove_method(sub, invoice, attempt, payment)
-    if payment.status == "succeeded":
-        if sub.status == "past_due" and not _unpaid(sub):
-            _set_status(sub.pk, "past_due", "active")
-    elif payment.status == "failed" and invoice.collection == "manual":
-        if attempt.cycle_id:
-            BillingCycle.objects.filter(pk=attempt.cycle_id, status="failed").update(status="open",
-                                                                                     next_retry_on=None)
-        if status_before and status_before != sub.status and not rules.is_terminal(sub.status) and not _unpaid(sub):
-            _set_status(sub.pk, sub.status, status_before)
 
 
 ADDRESS_KEYS = ("address_line1", "address_line2", "postal_code", "city", "region", "country")
