@@ -25,6 +25,16 @@ SCOPES = (
 TOKEN_PREFIX = "rcr_"
 
 
+UI_LANGUAGES = ("en", "nl")
+
+
+def set_user_language(user: User, language: str) -> str:
+    """The interface language of a user (R-ALL-3); an unknown one becomes English. Returns it."""
+    language = language if language in UI_LANGUAGES else "en"
+    User.objects.filter(pk=user.pk).update(language=language)
+    return language
+
+
 def hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 

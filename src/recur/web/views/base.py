@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from recur.core import records
-from recur.core.auth import create_user
+from recur.core.auth import UI_LANGUAGES, create_user, set_user_language
 from recur.core.errors import ServiceError
 from recur.core.models import User
 from recur.crm.models import Company, Contact, Deal, Product
@@ -60,10 +60,10 @@ def setup(request):
 @require_POST
 def set_language(request):
     lang = request.POST.get("language", "en")
-    if lang not in ("en", "nl"):
+    if lang not in UI_LANGUAGES:
         lang = "en"
     if request.user.is_authenticated:
-        User.objects.filter(pk=request.user.pk).update(language=lang)
+        lang = set_user_language(request.user, lang)
     nxt = request.POST.get("next") or "/"
     if not url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
         nxt = "/"
