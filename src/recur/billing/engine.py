@@ -35,7 +35,7 @@ from django.db.models import Min
 from recur.billing.models import BillingCycle, Invoice, InvoiceSequence, Payment, PaymentAttempt
 from recur.core import clock
 from recur.core.db import db_adapter, execute_many, insert_many, insert_returning_ids
-from recur.core.money import format_amount, line_amounts
+from recur.core.money import line_amounts
 from recur.notifications import services as outbox
 from recur.payments.processor import ChargeRequest, ChargeResult, get_processor
 from recur.subscriptions import schedule
@@ -57,7 +57,7 @@ def dunning_policy() -> str:
     return getattr(settings, "RECUR_DUNNING_FINAL_ACTION", "stay_past_due")
 
 
-def _install_id() -> str:
+def install_id() -> str:
     """Per installation, so two Recur installations sharing a Stripe account never share a key."""
     return _hash8(settings.SECRET_KEY)
 
@@ -69,7 +69,7 @@ def _hash8(secret: str) -> str:
 
 def idempotency_key(subscription_id: int, period_index: int, attempt_no: int) -> str:
     """Derived from (subscription, period, attempt): the same try always has the same key."""
-    return f"rc-{_install_id()}-{subscription_id}-{period_index}-{attempt_no}"
+    return f"rc-{install_id()}-{subscription_id}-{period_index}-{attempt_no}"
 
 
 @dataclasses.dataclass

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import logging
 import secrets
 import time
@@ -60,6 +59,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.views.decorators.debug import sensitive_variables
 
+from recur.billing.engine import install_id
 from recur.billing.models import BillingCycle, Invoice, InvoiceLine, Payment, PaymentAttempt
 from recur.checkout.models import CheckoutSession, PaymentLink, PaymentLinkItem
 from recur.core import clock, records
@@ -67,7 +67,7 @@ from recur.core.errors import Conflict, NotFound, ServiceError, ValidationFailed
 from recur.core.money import line_amounts
 from recur.crm import quotes as quote_services
 from recur.crm import services as crm
-from recur.crm.models import LineItem, Quote
+from recur.crm.models import Quote
 from recur.payments import services as payments
 from recur.subscriptions import grouping, schedule
 from recur.subscriptions.models import Subscription
@@ -246,9 +246,6 @@ class CheckoutResult:
         return self.payment is not None and self.payment.status == "pending"
 
 
-def _install() -> str:
-    return hashlib.sha256(settings.SECRET_KEY.encode()).hexdigest()[:8]
-
 
 def new_nonce() -> str:
     return secrets.token_urlsafe(24)
@@ -373,7 +370,7 @@ def _checkout_invoice(session, source, plan: Plan, contact, method) -> tuple[Inv
         for i, ((it, start, end), a) in enumerate(zip(lines, amounts))
     ])
     attempt = PaymentAttempt.objects.create(
-        invoice=invoice, attempt_no=1, idempotency_key=f"rc-{_install()}-co-{session.pk}-1", payment_method=method,
+        invoice=invoice, attempt_no=1, idempotency_key=f"rc-{install_id()}-co-{session.pk}-1", payment_method=method,
         amount=invoice.total, currency=invoice.currency, created_at=clock.now(), **_BUYER_INITIATED)
     return invoice, attempt
 

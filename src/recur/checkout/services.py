@@ -20,15 +20,14 @@ can be read or changed through it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 
-from django.conf import settings
 from django.core import signing
 from django.db import transaction
 from django.db.models import Max
 from django.views.decorators.debug import sensitive_variables
 
+from recur.billing.engine import install_id
 from recur.billing.models import BillingCycle, Invoice, Payment, PaymentAttempt
 from recur.checkout import links
 from recur.core import clock, records
@@ -123,9 +122,6 @@ def _check_method(details: dict, allowed: list[str]) -> None:
         raise ValidationFailed(f"type: must be one of {', '.join(allowed)}", field="type")
 
 
-def _install() -> str:
-    return hashlib.sha256(settings.SECRET_KEY.encode()).hexdigest()[:8]
-
 
 # --- pay an invoice online (R-KIND-2) ---------------------------------------------------------
 
@@ -161,7 +157,7 @@ def _start_invoice_attempt(invoice_id: int, details: dict, addresses: dict | Non
         # alone: they only pick up "failed" cycles. Recording the outcome sets its status again.
         BillingCycle.objects.filter(pk=cycle_id, status="failed").update(status="open", next_retry_on=None)
     attempt = PaymentAttempt.objects.create(
-        invoice=invoice, cycle_id=cycle_id, attempt_no=n, idempotency_key=f"rc-{_install()}-inv-{invoice.pk}-{n}",
+        invoice=invoice, cycle_id=cycle_id, attempt_no=n, idempotency_key=f"rc-{install_id()}-inv-{invoice.pk}-{n}",
         payment_method=method, amount=invoice.amount_due, currency=invoice.currency, created_at=clock.now(),
         buyer_initiated=True,
     )
