@@ -487,7 +487,8 @@ def test_invoice_and_payment_lists(seller, make_sub, on):
     sub = make_sub()
     page = html(seller.get("/invoices/"))
     assert "2027-000001" in page and "Paid" in page
-    pdf = re.search(r'<a href="(/billing/invoice/[^"]+/pdf/)">2027-000001</a>', page).group(1)
+    assert re.search(r'<a href="/invoices/\d+/">2027-000001</a>', page)
+    pdf = re.search(r'<a class="muted" href="(/billing/invoice/[^"]+/pdf/)"[^>]*>PDF</a>', page).group(1)
     assert seller.get(pdf)["Content-Type"] == "application/pdf"
     page = html(seller.get("/payments/?status=succeeded"))
     assert "€49.00" in page and f"/subscriptions/{sub.pk}/payments/" in page

@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from recur.web import views
-from recur.web.views import commerce, crm, other, subscriptions as subs, wizard
+from recur.web.views import commerce, crm, invoices, other, subscriptions as subs, wizard
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -69,7 +69,8 @@ urlpatterns = [
     path("contacts/<int:pk>/payment-methods/add/", commerce.payment_method_add, name="payment_method_add"),
     path("contacts/<int:pk>/payment-methods/<int:method_pk>/remove/", commerce.payment_method_remove,
          name="payment_method_remove"),
-    path("invoices/", other.invoice_list, name="invoice_list"),
+    path("invoices/", invoices.invoice_list, name="invoice_list"),
+    path("invoices/<int:pk>/", invoices.invoice_detail, name="invoice_detail"),
     path("payments/", other.payment_list, name="payment_list"),
     path("settings/", other.settings_page, name="settings"),
 ]

@@ -1,5 +1,5 @@
-"""Associate an existing subscription with a contact, company or deal (R-NEW-4, R-NEW-5); invoice and
-payment lists; the settings page (only what can really be set)."""
+"""Associate an existing subscription with a contact, company or deal (R-NEW-4, R-NEW-5); the payment
+list; the settings page (only what can really be set)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from recur.billing.models import Invoice, Payment
+from recur.billing.models import Payment
 from recur.billing.services import refundable
 from recur.core import records
 from recur.core.errors import ServiceError
 from recur.subscriptions.models import Subscription
 from recur.web import forms as wf
+from recur.web.views.invoices import keyset
 from recur.web.subscription_index import STATUS_BADGES
 
 PAGE = 50
@@ -67,46 +68,10 @@ def associate_subscription(request, record_type, pk):
         "obj": obj, "record_type": record_type, "rows": rows, "q": q, "back": back})
 
 
-# --- invoices and payments ----------------------------------------------------------------------------
+# --- payments ------------------------------------------------------------------------------------------
 
-INVOICE_BADGES = {"draft": "grey", "open": "blue", "paid": "green", "void": "grey", "uncollectible": "red"}
 PAYMENT_BADGES = {"succeeded": "green", "failed": "red", "pending": "amber", "refunded": "grey",
                   "partially_refunded": "amber"}
-
-
-def invoice_pdf_url(invoice) -> str | None:
-    """The invoice's PDF (a signed link of the hosted invoice page), where that page exists."""
-    from django.urls import NoReverseMatch
-
-    from recur.checkout.links import invoice_token
-
-    try:
-        return reverse("checkout:invoice_pdf", args=[invoice_token(invoice)])
-    except NoReverseMatch:
-        return None
-
-
-def _keyset(request, qs):
-    """Newest first, paged on the primary key."""
-    before = request.GET.get("before", "")
-    if before.isdigit():
-        qs = qs.filter(pk__lt=int(before))
-    rows = list(qs.order_by("-pk")[: PAGE + 1])
-    return rows[:PAGE], (rows[PAGE - 1].pk if len(rows) > PAGE else None)
-
-
-@login_required
-def invoice_list(request):
-    status = request.GET.get("status", "")
-    qs = Invoice.objects.select_related("contact", "subscription")
-    if status in INVOICE_BADGES:
-        qs = qs.filter(status=status)
-    rows, nxt = _keyset(request, qs)
-    for r in rows:
-        r.badge = INVOICE_BADGES.get(r.status, "grey")
-        r.pdf = invoice_pdf_url(r)
-    return render(request, "web/invoice_list.html", {
-        "rows": rows, "next": nxt, "status": status, "statuses": Invoice.STATUSES})
 
 
 @login_required
@@ -115,7 +80,7 @@ def payment_list(request):
     qs = Payment.objects.select_related("contact", "subscription", "invoice")
     if status in PAYMENT_BADGES:
         qs = qs.filter(status=status)
-    rows, nxt = _keyset(request, qs)
+    rows, nxt = keyset(request, qs)
     for r in rows:
         r.badge = PAYMENT_BADGES.get(r.status, "grey")
         r.left = refundable(r)

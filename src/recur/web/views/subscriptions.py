@@ -254,7 +254,7 @@ def detail_context(sub: Subscription) -> dict:
         | Q(record_type="invoice", record_id__in=[i.pk for i in invoices])).order_by("-pk")[:100])
     for p in payments:
         p.left = billing.refundable(p)
-    from recur.web.views.other import invoice_pdf_url
+    from recur.web.views.invoices import invoice_pdf_url
 
     for i in invoices:
         i.pdf = invoice_pdf_url(i)

@@ -1,0 +1,162 @@
+"""The seller's invoice pages: the list, one invoice with its lines, payments and charge attempts, and
+recording a payment received outside the processor (R-KIND-2)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from recur.billing import services as billing
+from recur.billing.models import Invoice, Payment
+from recur.core import clock, records
+from recur.core.errors import ServiceError
+from recur.notifications.models import OutboxMessage
+from recur.web import forms as wf
+from recur.web.templatetags.recur import money
+
+PAGE = 50
+INVOICE_BADGES = {"draft": "grey", "open": "blue", "paid": "green", "void": "grey", "uncollectible": "red"}
+ATTEMPT_BADGES = {"succeeded": "green", "failed": "red", "pending": "amber", "started": "amber"}
+MANUAL_METHODS = [(k, v) for k, v in Payment.METHODS if k not in ("card", "bank_account")]
+
+
+def invoice_pdf_url(invoice) -> str | None:
+    """The invoice's PDF (a signed link of the hosted invoice page), where that page exists."""
+    from recur.checkout.links import invoice_token
+
+    try:
+        return reverse("checkout:invoice_pdf", args=[invoice_token(invoice)])
+    except NoReverseMatch:
+        return None
+
+
+def hosted_invoice_url(invoice) -> str | None:
+    """The buyer's page of the invoice (the link in the invoice e-mail)."""
+    from recur.checkout.links import invoice_url
+
+    try:
+        reverse("checkout:invoice_pdf", args=["x"])
+    except NoReverseMatch:
+        return None
+    return invoice_url(invoice)
+
+
+def keyset(request, qs):
+    """Newest first, paged on the primary key."""
+    before = request.GET.get("before", "")
+    if before.isdigit():
+        qs = qs.filter(pk__lt=int(before))
+    rows = list(qs.order_by("-pk")[: PAGE + 1])
+    return rows[:PAGE], (rows[PAGE - 1].pk if len(rows) > PAGE else None)
+
+
+@login_required
+def invoice_list(request):
+    status = request.GET.get("status", "")
+    qs = Invoice.objects.select_related("contact", "subscription")
+    if status in INVOICE_BADGES:
+        qs = qs.filter(status=status)
+    rows, nxt = keyset(request, qs)
+    for r in rows:
+        r.badge = INVOICE_BADGES.get(r.status, "grey")
+        r.pdf = invoice_pdf_url(r)
+    return render(request, "web/invoice_list.html", {
+        "rows": rows, "next": nxt, "status": status, "statuses": Invoice.STATUSES})
+
+
+class ManualPaymentForm(forms.Form):
+    amount = wf.MoneyField(label=gettext_lazy("Amount received"),
+                           error_messages={"required": gettext_lazy("Enter the amount received.")})
+    paid_on = forms.DateField(label=gettext_lazy("Received on"), widget=forms.DateInput(attrs={"type": "date"}),
+                              error_messages={"required": gettext_lazy("Enter the day the payment was received."),
+                                              "invalid": gettext_lazy("Enter a date such as 2026-03-01.")})
+    method = forms.ChoiceField(label=gettext_lazy("Method"), choices=MANUAL_METHODS)
+    reference = forms.CharField(label=gettext_lazy("Reference (optional)"), max_length=200, required=False,
+                                help_text=gettext_lazy("For example the bank statement line or cheque number."))
+
+
+def _invoice(pk) -> Invoice:
+    invoice = Invoice.objects.select_related("contact", "subscription").filter(pk=pk).first()
+    if invoice is None:
+        raise Http404
+    return invoice
+
+
+FIELD_LABELS = {"status": gettext_lazy("Status"), "amount_paid": gettext_lazy("Amount paid"),
+                "due_date": gettext_lazy("Due date")}
+MONEY_FIELDS = {"amount_paid", "total", "subtotal", "tax"}
+
+
+def _change_rows(invoice, entry) -> list[tuple[str, str, str]]:
+    """An update's changes as (label, old, new) in the reader's terms: amounts as money, statuses by name."""
+    if entry.action != "updated" or not entry.changes:
+        return []
+    statuses = dict(Invoice.STATUSES)
+    rows = []
+    for name, pair in entry.changes.items():
+        if name not in FIELD_LABELS or not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            continue
+        shown = []
+        for value in pair:
+            if value is None:
+                shown.append("—")
+            elif name in MONEY_FIELDS:
+                shown.append(money(value, invoice.currency))
+            elif name == "status":
+                shown.append(str(statuses.get(value, value)))
+            else:
+                shown.append(str(value))
+        rows.append((str(FIELD_LABELS[name]), *shown))
+    return rows
+
+
+@login_required
+def invoice_detail(request, pk):
+    invoice = _invoice(pk)
+    form = None
+    if invoice.status == "open" and invoice.amount_due > 0:
+        form = ManualPaymentForm(request.POST or None, initial={
+            "amount": wf.money_text(invoice.amount_due, invoice.currency), "paid_on": clock.today(),
+            "method": "bank_transfer"})
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            minor = wf.to_minor(data["amount"], invoice.currency, form, "amount")
+            if minor is not None:
+                try:
+                    billing.record_manual_payment(request.user, invoice, minor, paid_on=data["paid_on"],
+                                                  method=data["method"], reference=data.get("reference") or "")
+                except ServiceError as exc:
+                    wf.add_service_error(form, exc)
+                else:
+                    messages.success(request, _("A payment of %(amount)s is recorded on invoice %(number)s.") % {
+                        "amount": money(minor, invoice.currency), "number": invoice.number})
+                    return redirect("invoice_detail", pk=invoice.pk)
+    elif request.method == "POST":
+        messages.error(request, _("Invoice %(number)s takes no more payments.") % {"number": invoice.number})
+        return redirect("invoice_detail", pk=invoice.pk)
+    payments = list(invoice.payments.select_related("payment_method").order_by("pk"))
+    for p in payments:
+        p.left = billing.refundable(p)
+    attempts = list(invoice.attempts.select_related("payment_method").order_by("attempt_no"))
+    for a in attempts:
+        a.badge = ATTEMPT_BADGES.get(a.status, "grey")
+    lines = list(invoice.lines.all())
+    history = list(records.history("invoice", invoice.pk).select_related("actor").order_by("-at", "-id")[:50])
+    for h in history:
+        h.rows = _change_rows(invoice, h)
+    emails = list(OutboxMessage.objects.filter(record_type="invoice", record_id=invoice.pk).order_by("-pk")[:50])
+    return render(request, "web/invoice_detail.html", {
+        "invoice": invoice, "obj": invoice, "badge": INVOICE_BADGES.get(invoice.status, "grey"),
+        "lines": lines, "show_discount": any(x.discount for x in lines), "show_tax": any(x.tax for x in lines),
+        "payments": payments, "attempts": attempts, "emails": emails, "form": form,
+        "pdf": invoice_pdf_url(invoice), "hosted": hosted_invoice_url(invoice),
+        "history": history,
+        "address": invoice.billing_address or {}, "tz": settings.RECUR_TIME_ZONE,
+    })

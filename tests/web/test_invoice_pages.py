@@ -1,0 +1,118 @@
+"""The seller's invoice page (R-KIND-2): lines, totals, payments and charge attempts; recording a payment
+received outside the processor, partly or in full; bad input beside the field and nothing changed; Dutch."""
+
+import datetime as dt
+
+import pytest
+
+from recur.billing import services as billing
+from recur.billing.models import Invoice, Payment
+from recur.subscriptions.models import Subscription
+from tests.billing.conftest import CARDS
+
+pytestmark = pytest.mark.django_db
+D = dt.date
+
+
+def html(r) -> str:
+    assert r.status_code == 200, (r.status_code, r.get("Location"))
+    return r.content.decode()
+
+
+@pytest.fixture
+def manual_invoice(admin, contact, on):
+    on(D(2027, 3, 10))
+    return billing.create_invoice(admin, contact=contact, payment_terms="net_30", items=[
+        {"name": "Workshop", "unit_price": 50000, "currency": "EUR", "quantity": 2, "tax_rate": 21}])
+
+
+def test_invoice_page_shows_lines_totals_and_links(seller, manual_invoice):
+    inv = manual_invoice
+    page = html(seller.get(f"/invoices/{inv.pk}/"))
+    assert inv.number in page and "Workshop" in page
+    assert inv.total == 121000
+    assert "€1,210.00" in page and "€210.00" in page  # total and tax
+    assert "Record a payment" in page and "/billing/invoice/" in page and "Download PDF" in page
+    listing = html(seller.get("/invoices/"))
+    assert f'href="/invoices/{inv.pk}/"' in listing
+
+
+def test_record_a_part_payment_then_the_rest(seller, manual_invoice, on):
+    inv = manual_invoice
+    r = seller.post(f"/invoices/{inv.pk}/", {"amount": "1000.00", "paid_on": "2027-03-10",
+                                             "method": "bank_transfer", "reference": "NL91 stmt 42"})
+    assert r.status_code == 302
+    inv.refresh_from_db()
+    assert (inv.status, inv.amount_paid, inv.amount_due) == ("open", 100000, 21000)
+    page = html(seller.get(f"/invoices/{inv.pk}/"))
+    assert "NL91 stmt 42" in page and "€210.00" in page
+    r = seller.post(f"/invoices/{inv.pk}/", {"amount": "210,00", "paid_on": "2027-03-10", "method": "cash"})
+    assert r.status_code == 302
+    inv.refresh_from_db()
+    assert (inv.status, inv.amount_paid) == ("paid", 121000)
+    assert sorted(Payment.objects.filter(invoice=inv).values_list("amount", flat=True)) == [21000, 100000]
+    page = html(seller.get(f"/invoices/{inv.pk}/"))
+    assert "Record a payment" not in page
+    # a paid invoice takes nothing more, even posted directly
+    r = seller.post(f"/invoices/{inv.pk}/", {"amount": "1.00", "paid_on": "2027-03-10", "method": "cash"})
+    assert r.status_code == 302 and Payment.objects.filter(invoice=inv).count() == 2
+
+
+@pytest.mark.parametrize("data, field, message", [
+    ({"amount": "", "paid_on": "2027-03-10", "method": "cash"}, "amount", "Enter the amount received."),
+    ({"amount": "2000.00", "paid_on": "2027-03-10", "method": "cash"}, "amount", "left to pay"),
+    ({"amount": "0", "paid_on": "2027-03-10", "method": "cash"}, "amount", "more than zero"),
+    ({"amount": "10.001", "paid_on": "2027-03-10", "method": "cash"}, "amount", "at most 2 decimals"),
+    ({"amount": "10.00", "paid_on": "2027-03-11", "method": "cash"}, "paid_on", "future"),
+    ({"amount": "10.00", "paid_on": "10-03-2027x", "method": "cash"}, "paid_on", "Enter a date"),
+    ({"amount": "10.00", "paid_on": "2027-03-10", "method": "card"}, "method", "Select a valid choice"),
+])
+def test_bad_payment_input_is_shown_beside_the_field_and_changes_nothing(seller, manual_invoice, data, field,
+                                                                        message):
+    page = html(seller.post(f"/invoices/{manual_invoice.pk}/", data))
+    assert message.lower() in page.lower()
+    assert f'id="id_{field}"' in page and 'aria-invalid="true"' in page
+    manual_invoice.refresh_from_db()
+    assert manual_invoice.amount_paid == 0 and not Payment.objects.exists()
+
+
+def test_paying_the_overdue_manual_invoice_of_a_past_due_subscription_makes_it_active(seller, make_sub, on):
+    on(D(2027, 3, 1))
+    sub = make_sub(collection="manual", payment_terms="net_15")
+    inv = Invoice.objects.get(subscription=sub)
+    on(D(2027, 3, 20))
+    from recur.billing import engine
+
+    engine.run()
+    sub.refresh_from_db()
+    assert sub.status == "past_due"
+    r = seller.post(f"/invoices/{inv.pk}/", {"amount": "49.00", "paid_on": "2027-03-20", "method": "bank_transfer"})
+    assert r.status_code == 302
+    sub.refresh_from_db()
+    assert sub.status == "active" and sub.payments_made == 1
+
+
+def test_charge_attempts_show_the_decline_reason(seller, admin, contact, make_sub, on):
+    from recur.payments import services as payments
+
+    on(D(2027, 3, 1))
+    bad = payments.add_payment_method(admin, contact, {
+        "type": "card", "card": {"number": CARDS["declined"], "exp_month": 12, "exp_year": 2035, "cvc": "123"}})
+    sub = make_sub(pm=bad)
+    inv = Invoice.objects.get(subscription=sub)
+    page = html(seller.get(f"/invoices/{inv.pk}/"))
+    assert "Charge attempts" in page and "declined" in page.lower()
+    assert Subscription.objects.get(pk=sub.pk).status == "past_due"
+
+
+def test_invoice_page_in_dutch_and_unknown_invoice(seller, admin, manual_invoice):
+    admin.language = "nl"
+    admin.save()
+    page = html(seller.get(f"/invoices/{manual_invoice.pk}/"))
+    assert "Betaling registreren" in page and "Regels" in page
+    assert seller.get("/invoices/999999/").status_code == 404
+
+
+def test_invoice_page_needs_a_login(client, manual_invoice):
+    r = client.get(f"/invoices/{manual_invoice.pk}/")
+    assert r.status_code == 302 and "/login/" in r["Location"]
