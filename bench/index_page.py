@@ -165,6 +165,8 @@ def main() -> int:
                 ("  … its page 2 (cursor)", "/subscriptions/" + nxt),
                 ("Advanced: amount > 50", "/subscriptions/?fp=amount&fo=gt&fv=50"),
                 ("Saved view (unpaid, amount, sort)", f"/subscriptions/?view={view.pk}"),
+                # not an indexed property of the subscription: sorted through the contact's name (a join)
+                ("Sorted by contact name (join)", "/subscriptions/?sort=contact"),
             ]
 
             def get(path):

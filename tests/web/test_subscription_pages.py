@@ -530,3 +530,39 @@ def test_pages_need_a_login(client, make_sub, on):
     sub = make_sub()
     for url in ("/subscriptions/", f"/subscriptions/{sub.pk}/", "/subscriptions/new/", "/settings/", "/invoices/"):
         assert client.get(url)["Location"].startswith("/login/")
+
+
+@pytest.mark.parametrize("sort", ["contact", "-contact", "company", "-company", "owner", "-owner"])
+def test_sort_by_contact_company_and_owner_pages_every_row_once(seller, make_sub, on, monkeypatch, admin, sort):
+
+    on(D(2027, 3, 10))
+    monkeypatch.setattr(ix, "PAGE", 2)
+    people = [crm.create_contact(admin, {"name": n, "email": f"{n.lower()}@sort.example"})
+              for n in ("Zoe", "Bram", "Anna", "Mila")]
+    acme, bolt = (crm.create_company(admin, {"name": n}) for n in ("Acme BV", "Bolt NV"))
+    other = create_user("olga@example.com", "correct-horse-9", name="Olga")
+    made = [make_sub(name=f"S{i}", who=people[i % 4], collection="manual") for i in range(7)]
+    for i, s in enumerate(made):
+        Subscription.objects.filter(pk=s.pk).update(
+            company=[acme, bolt, None][i % 3], owner=[admin, other, None][(i + 1) % 3])
+    field = sort.lstrip("-")
+    desc = sort.startswith("-")
+
+    def key(s):
+        rel = getattr(s, field)
+        return None if rel is None else rel.name
+
+    rows = list(Subscription.objects.select_related("contact", "company", "owner"))
+    filled = sorted([s for s in rows if key(s) is not None], key=lambda s: (key(s), s.pk), reverse=desc)
+    empty = sorted([s for s in rows if key(s) is None], key=lambda s: s.pk, reverse=desc)
+    url = f"/subscriptions/?sort={sort}"
+    seen = []
+    while url:
+        page = html(seller.get(url))
+        seen += names(page)
+        m = re.search(r'href="(\?[^"]*after=[^"]*)" rel="next"', page)
+        url = "/subscriptions/" + m.group(1).replace("&amp;", "&") if m else None
+    assert seen == [s.name for s in filled + empty]
+    # the column headers are sort links
+    page = html(seller.get("/subscriptions/?cols=name,contact,company,owner"))
+    assert 'href="?cols=name,contact,company,owner&amp;sort=contact"' in page.replace("%2C", ",")

@@ -45,7 +45,7 @@ class Column:
     key: str
     label: object
     kind: str  # text, choice, money, int, date, datetime, contact, company, owner
-    sort: str | None = None  # model field to sort on, or None when not sortable
+    sort: str | None = None  # field to sort on ("contact__name" through a foreign key), None: not sortable
     nullable: bool = False
     choices: tuple = ()
 
@@ -57,14 +57,14 @@ class Column:
 COLUMNS: dict[str, Column] = {c.key: c for c in [
     Column("name", gettext_lazy("Name"), "text", "name"),
     Column("status", gettext_lazy("Status"), "choice", "status", choices=tuple(STATUSES)),
-    Column("contact", gettext_lazy("Contact"), "contact"),
-    Column("company", gettext_lazy("Company"), "company", nullable=True),
+    Column("contact", gettext_lazy("Contact"), "contact", "contact__name"),
+    Column("company", gettext_lazy("Company"), "company", "company__name", nullable=True),
     Column("amount", gettext_lazy("Amount per period"), "money", "amount"),
     Column("billing_frequency", gettext_lazy("Billing frequency"), "choice", "billing_frequency",
            choices=tuple(BILLING_FREQUENCIES)),
     Column("next_payment_date", gettext_lazy("Next payment date"), "date", "next_payment_date", nullable=True),
     Column("start_date", gettext_lazy("Start date"), "date", "start_date"),
-    Column("owner", gettext_lazy("Owner"), "owner", nullable=True),
+    Column("owner", gettext_lazy("Owner"), "owner", "owner__name", nullable=True),
     Column("end_date", gettext_lazy("End date"), "date", "end_date", nullable=True),
     Column("last_payment_date", gettext_lazy("Last payment date"), "date", "last_payment_date", nullable=True),
     Column("payments_made", gettext_lazy("Payments made"), "int", "payments_made"),
@@ -372,14 +372,30 @@ def decode_cursor(token: str, col: Column):
         return None
 
 
+def _sql_column(field_name: str) -> tuple[str, str]:
+    """(table, column) of a sort field: the subscription's own, or one step through a foreign key
+    ("contact__name"), whose join Django names after the related table (the join the ORDER BY makes)."""
+    if "__" not in field_name:
+        return Subscription._meta.db_table, Subscription._meta.get_field(field_name).column
+    fk, attr = field_name.split("__", 1)
+    related = Subscription._meta.get_field(fk).related_model
+    return related._meta.db_table, related._meta.get_field(attr).column
+
+
+def _sort_value(obj, field_name: str):
+    for part in field_name.split("__"):
+        obj = getattr(obj, part) if obj is not None else None
+    return obj
+
+
 def _row_after(field_name: str, value, pk: int, descending: bool):
     """``(field, id) > (value, pk)`` (or ``<``) as a row-value comparison, which PostgreSQL
     and SQLite answer with one range scan of an index on (field, id)."""
-    table = Subscription._meta.db_table
-    column = Subscription._meta.get_field(field_name).column
+    table, column = _sql_column(field_name)
     qn = connection.ops.quote_name
     op = "<" if descending else ">"
-    sql = f"({qn(table)}.{qn(column)}, {qn(table)}.{qn('id')}) {op} (%s, %s)"
+    own = Subscription._meta.db_table
+    sql = f"({qn(table)}.{qn(column)}, {qn(own)}.{qn('id')}) {op} (%s, %s)"
     return RawSQL(sql, (value, pk), output_field=BooleanField())
 
 
@@ -440,7 +456,7 @@ def page(qs, state: IndexState, after: str | None, before: str | None, limit: in
 
 
 def _cursor(obj, col: Column) -> str:
-    return encode_cursor(getattr(obj, col.sort), obj.pk)
+    return encode_cursor(_sort_value(obj, col.sort), obj.pk)
 
 
 # --- counting -------------------------------------------------------------------------------------
