@@ -77,6 +77,13 @@ def test_seller_creates_finds_saves_view_cancels_with_refund_in_english_then_dut
     assert page.locator("nav.tabs a[aria-current=page]").inner_text() == "Big plans"
     assert page.get_by_role("link", name="Team plan + 1").count() == 1
     shot("index")
+    # rename the view from its menu
+    page.locator("summary.btn", has_text=re.compile(r"^View$")).click()
+    page.fill("#rename-view", "Large plans")
+    shot("view-menu", full_page=False)
+    page.get_by_role("button", name="Rename").click()
+    page.get_by_text("is now called “Large plans”").wait_for()
+    assert page.locator("nav.tabs a[aria-current=page]").inner_text() == "Large plans"
 
     # edit: the new amount is shown before it is saved
     page.get_by_role("link", name="Team plan + 1").click()

@@ -192,6 +192,48 @@ def test_saved_views_add_open_update_delete(seller, make_sub, on, admin):
     assert not SavedView.objects.exists()
 
 
+def test_saved_views_rename_and_reorder(seller, admin):
+    state = "status=active"
+    for name in ("One", "Two", "Three"):
+        seller.post("/subscriptions/views/add/", {"name": name, "state": state})
+    one, two, three = SavedView.objects.order_by("position")
+
+    def tabs():
+        page = html(seller.get("/subscriptions/"))
+        return re.findall(r'<a href="\?view=\d+"[^>]*>([^<]+)</a>', page)
+
+    assert tabs() == ["One", "Two", "Three"]
+    r = seller.post(f"/subscriptions/views/{two.pk}/rename/", {"name": "  Second  "})
+    assert r.status_code == 302 and r["Location"] == f"/subscriptions/?view={two.pk}"
+    assert tabs() == ["One", "Second", "Three"]
+    # a name in use (any case) or an empty one is refused, and the name stays
+    for bad, why in (("three", "already"), ("", "needs a name")):
+        r = seller.post(f"/subscriptions/views/{two.pk}/rename/", {"name": bad}, follow=True)
+        assert why in r.content.decode()
+        two.refresh_from_db()
+        assert two.name == "Second"
+    seller.post(f"/subscriptions/views/{three.pk}/move/", {"direction": "left"})
+    assert tabs() == ["One", "Three", "Second"]
+    seller.post(f"/subscriptions/views/{three.pk}/move/", {"direction": "left"})
+    seller.post(f"/subscriptions/views/{three.pk}/move/", {"direction": "left"})  # already first: stays
+    assert tabs() == ["Three", "One", "Second"]
+    seller.post(f"/subscriptions/views/{one.pk}/move/", {"direction": "right"})
+    assert tabs() == ["Three", "Second", "One"]
+    assert sorted(SavedView.objects.values_list("position", flat=True)) == [1, 2, 3]
+    r = seller.post(f"/subscriptions/views/{one.pk}/move/", {"direction": "up"}, follow=True)
+    assert "Must be left or right" in r.content.decode() and tabs() == ["Three", "Second", "One"]
+    page = html(seller.get(f"/subscriptions/?view={one.pk}"))
+    assert 'value="right" class="btn sm" disabled' in page and 'value="left" class="btn sm">' in page
+    # another user's view cannot be renamed or moved
+    other = create_user("bob@example.com", "correct-horse-9", name="Bob")
+    c = Client()
+    c.force_login(other)
+    assert c.post(f"/subscriptions/views/{one.pk}/rename/", {"name": "Mine"}).status_code == 404
+    assert c.post(f"/subscriptions/views/{one.pk}/move/", {"direction": "left"}).status_code == 404
+    one.refresh_from_db()
+    assert one.name == "One"
+
+
 # --- the subscription page ------------------------------------------------------------------------------
 
 

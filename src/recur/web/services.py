@@ -70,3 +70,21 @@ def update_view(user, view: SavedView, *, name: str | None = None, state: dict |
 @transaction.atomic
 def delete_view(user, view: SavedView) -> None:
     get_view(user, view.pk).delete()
+
+
+@transaction.atomic
+def move_view(user, view: SavedView, direction: str) -> SavedView:
+    """Move a saved view one place to the left ("left") or right ("right") among the user's tabs."""
+    if direction not in ("left", "right"):
+        raise ValidationFailed("direction: must be left or right", field="direction")
+    view = get_view(user, view.pk)
+    ordered = list(views_of(user, view.object_type).select_for_update())
+    i = next(n for n, v in enumerate(ordered) if v.pk == view.pk)
+    j = i - 1 if direction == "left" else i + 1
+    if 0 <= j < len(ordered):
+        ordered[i], ordered[j] = ordered[j], ordered[i]
+    now = clock.now()
+    for position, v in enumerate(ordered, start=1):  # renumbered: positions stay 1..n without gaps or ties
+        if v.position != position:
+            SavedView.objects.filter(pk=v.pk).update(position=position, updated_at=now)
+    return SavedView.objects.get(pk=view.pk)

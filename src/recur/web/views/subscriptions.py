@@ -85,7 +85,8 @@ def subscription_index(request):
     all_cols = [(k, ix.COLUMNS[k].label, k in state.columns) for k in state.columns] + [
         (k, c.label, False) for k, c in ix.COLUMNS.items() if k not in state.columns]
     return render(request, "web/subscription_list.html", {
-        "state": state, "tab": tab, "view": view, "saved": saved, "columns": columns, "rows": rows,
+        "state": state, "tab": tab, "view": view, "saved": saved, "saved_last": saved[-1].pk if saved else None,
+        "columns": columns, "rows": rows,
         "count": count, "count_text": count_text, "errors": errors, "modified": modified,
         "next_url": "?" + _qs(here + [("after", pg.next_cursor)]) if pg.next_cursor else None,
         "prev_url": "?" + _qs(here + [("before", pg.prev_cursor)]) if pg.prev_cursor else None,
@@ -151,6 +152,37 @@ def view_save(request, pk):
     except NotFound:
         raise Http404 from None
     messages.success(request, _("View “%(name)s” updated.") % {"name": view.name})
+    return redirect(reverse("subscription_index") + f"?view={view.pk}")
+
+
+@login_required
+@require_POST
+def view_rename(request, pk):
+    try:
+        view = web_services.get_view(request.user, pk)
+    except NotFound:
+        raise Http404 from None
+    old = view.name
+    try:
+        view = web_services.update_view(request.user, view, name=request.POST.get("name", ""))
+    except ServiceError as exc:
+        messages.error(request, wf.service_message(exc))
+    else:
+        messages.success(request, _("View “%(old)s” is now called “%(name)s”.") % {"old": old, "name": view.name})
+    return redirect(reverse("subscription_index") + f"?view={view.pk}")
+
+
+@login_required
+@require_POST
+def view_move(request, pk):
+    try:
+        view = web_services.move_view(request.user, web_services.get_view(request.user, pk),
+                                      request.POST.get("direction", ""))
+    except NotFound:
+        raise Http404 from None
+    except ServiceError as exc:
+        messages.error(request, wf.service_message(exc))
+        return redirect(reverse("subscription_index") + f"?view={pk}")
     return redirect(reverse("subscription_index") + f"?view={view.pk}")
 
 
