@@ -30,3 +30,20 @@ def test_options_default_off(api, admin):
     body = api.post("/subscriptions", {"contact_id": contact.pk, "collection": "manual",
                                        "line_items": [ITEM]}).json()
     assert not (body["collect_billing_address"] or body["collect_shipping_address"] or body["save_payment_method"])
+
+
+def test_options_can_be_changed_after_creation(api, admin):
+    contact = crm.create_contact(admin, {"name": "Cor", "email": "cor@example.nl"})
+    body = api.post("/subscriptions", {"contact_id": contact.pk, "collection": "manual",
+                                       "line_items": [dict(ITEM, billing_start_date="2099-01-01")]}).json()
+    r = api.patch(f"/subscriptions/{body['id']}", {"collect_shipping_address": True, "save_payment_method": True,
+                                                   "accepted_payment_methods": ["bank_account"]})
+    assert r.status_code == 200, r.content
+    sub = Subscription.objects.get(pk=body["id"])
+    assert (sub.collect_billing_address, sub.collect_shipping_address, sub.save_payment_method) == (False, True, True)
+    assert sub.accepted_payment_methods == ["bank_account"]
+    # a bad method list names the field and changes nothing
+    r = api.patch(f"/subscriptions/{sub.pk}", {"accepted_payment_methods": ["cash"], "save_payment_method": False})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "accepted_payment_methods"
+    sub.refresh_from_db()
+    assert sub.save_payment_method and sub.accepted_payment_methods == ["bank_account"]

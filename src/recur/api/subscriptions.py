@@ -74,6 +74,11 @@ class SubscriptionPatch(Schema):
     billing_address: dict | None = None
     payment_terms: str | None = None
     owner_id: int | None = None
+    accept_online_payments: bool | None = None
+    accepted_payment_methods: list[str] | None = None
+    collect_billing_address: bool | None = None
+    collect_shipping_address: bool | None = None
+    save_payment_method: bool | None = None
     prorate: bool = False
 
 

@@ -269,9 +269,18 @@ def update_subscription(actor, sub: Subscription, data: dict[str, Any], *, prora
         if contact is None:
             raise ValidationFailed("contact_id: a subscription needs a billing contact", field="contact_id")
         changes["contact"] = contact
-    for name in ("billing_address", "name", "owner_id", "payment_terms", "accept_online_payments"):
+    for name in ("billing_address", "name", "owner_id", "payment_terms"):
         if name in data:
             changes[name] = data[name]
+    for name in ("accept_online_payments", *COLLECTION_OPTIONS):  # how the hosted invoice page takes payment
+        if name in data:
+            changes[name] = bool(data[name])
+    if "accepted_payment_methods" in data:
+        methods = data["accepted_payment_methods"]
+        if not isinstance(methods, list) or not methods or any(m not in ("card", "bank_account") for m in methods):
+            raise ValidationFailed("accepted_payment_methods: one or both of card and bank_account",
+                                   field="accepted_payment_methods")
+        changes["accepted_payment_methods"] = list(dict.fromkeys(methods))
     if "payment_terms" in changes and changes["payment_terms"] not in PAYMENT_TERM_DAYS:
         raise ValidationFailed(f"payment_terms: must be one of {', '.join(PAYMENT_TERM_DAYS)}", field="payment_terms")
     sub = records.update(sub, actor, changes)

@@ -343,9 +343,20 @@ class EditForm(AddressMixin):
     payment_method = forms.TypedChoiceField(label=_("Payment method"), coerce=int, required=False, empty_value=None)
     payment_terms = forms.ChoiceField(label=_("Payment terms"), choices=PAYMENT_TERMS, required=False)
     prorate = forms.BooleanField(label=_("Prorate the change for the current period"), required=False)
+    # manual collection: how the hosted invoice page takes payment (R-NEW-3)
+    accept_online_payments = forms.BooleanField(label=_("Accept online payments"), required=False)
+    accepted_payment_methods = forms.MultipleChoiceField(
+        label=_("Accepted payment methods"), required=False, widget=forms.CheckboxSelectMultiple,
+        choices=[("card", _("Card")), ("bank_account", _("Bank debit"))])
+    collect_billing_address = forms.BooleanField(label=_("Collect billing address"), required=False)
+    collect_shipping_address = forms.BooleanField(label=_("Collect shipping address"), required=False)
+    save_payment_method = forms.BooleanField(label=_("Save payment method for future charges"), required=False)
+
+    COLLECTION_OPTIONS = ("collect_billing_address", "collect_shipping_address", "save_payment_method")
 
     def __init__(self, *args, sub, **kw):
         super().__init__(*args, **kw)
+        self.manual = sub.collection == "manual"
         src = self.data if self.is_bound else self.initial
         contact = _int_or_none(src.get("contact")) or sub.contact_id
         self.fields["contact"].choices = _contact_choices(contact, (src.get("contact_q") or "").strip())
@@ -354,9 +365,30 @@ class EditForm(AddressMixin):
         methods = PaymentMethod.objects.filter(contact_id=sub.contact_id, removed_at__isnull=True).order_by("-pk")
         self.fields["payment_method"].choices = [("", "—")] + [(m.pk, method_label(m)) for m in methods]
 
+    def clean(self):
+        data = super().clean()
+        if self.manual and data.get("accept_online_payments") and not data.get("accepted_payment_methods"):
+            self.add_error("accepted_payment_methods", _("Choose at least one payment method the buyer may use."))
+        return data
+
+    def collection_changes(self, sub) -> dict:
+        """The manual-collection options that differ from the subscription's."""
+        if not self.manual:
+            return {}
+        d = self.cleaned_data
+        out = {}
+        for name in ("accept_online_payments", *self.COLLECTION_OPTIONS):
+            if bool(d.get(name)) != getattr(sub, name):
+                out[name] = bool(d.get(name))
+        methods = [m for m in ("card", "bank_account") if m in (d.get("accepted_payment_methods") or [])]
+        if d.get("accept_online_payments") and methods != list(sub.accepted_payment_methods or []):
+            out["accepted_payment_methods"] = methods
+        return out
+
 
 EDIT_FIELD_MAP = {"contact_id": "contact", "payment_method_id": "payment_method", "next_payment_date":
-                  "next_payment_date", "payment_terms": "payment_terms", "name": "name"}
+                  "next_payment_date", "payment_terms": "payment_terms", "name": "name",
+                  "accepted_payment_methods": "accepted_payment_methods"}
 
 
 # --- cancel, refund, saved views ----------------------------------------------------------------

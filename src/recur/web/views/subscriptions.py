@@ -308,7 +308,16 @@ def detail_context(sub: Subscription) -> dict:
         "can_pause": sub.status in ("active", "past_due"), "can_resume": sub.status == "paused",
         "can_cancel": not rules.is_terminal(sub.status), "can_delete": rules.is_deletable(sub.status),
         "address": sub.billing_address or {}, "tz": settings.RECUR_TIME_ZONE,
+        "invoice_page_options": _invoice_page_options(sub),
     }
+
+
+def _invoice_page_options(sub) -> list[str]:
+    """What the buyer's invoice page does for a manually collected subscription (R-NEW-3), in words."""
+    methods = {"card": _("Card"), "bank_account": _("Bank debit")}
+    out = [str(methods[m]) for m in (sub.accepted_payment_methods or []) if m in methods]
+    out += [str(FIELD_LABELS[k]).capitalize() for k in wf.EditForm.COLLECTION_OPTIONS if getattr(sub, k)]
+    return out
 
 
 @login_required
@@ -349,7 +358,10 @@ def subscription_resume(request, pk):
 def _edit_initial(sub):
     addr = sub.billing_address or {}
     init = {"name": sub.name, "next_payment_date": sub.next_payment_date, "contact": sub.contact_id,
-            "payment_method": sub.payment_method_id, "payment_terms": sub.payment_terms}
+            "payment_method": sub.payment_method_id, "payment_terms": sub.payment_terms,
+            "accept_online_payments": sub.accept_online_payments,
+            "accepted_payment_methods": list(sub.accepted_payment_methods or []),
+            **{k: getattr(sub, k) for k in wf.EditForm.COLLECTION_OPTIONS}}
     init.update({k: addr.get(k, "") for k in wf.ADDRESS_FIELDS})
     items = [{"product": it.product_id, "name": it.name, "unit_price": wf.money_text(it.unit_price, sub.currency),
               "quantity": it.quantity, "discount_percent": it.discount_percent.normalize() if it.discount_percent else
@@ -405,6 +417,7 @@ def subscription_edit(request, pk):
                 change["payment_method_id"] = d["payment_method"]
             if sub.collection == "manual" and d.get("payment_terms") and d["payment_terms"] != sub.payment_terms:
                 change["payment_terms"] = d["payment_terms"]
+            change.update(form.collection_changes(sub))
             if form.address() != {k: v for k, v in (sub.billing_address or {}).items() if v}:
                 change["billing_address"] = form.address()
             if "line_items" in change:
