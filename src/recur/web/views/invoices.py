@@ -7,6 +7,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -24,6 +25,8 @@ from recur.web.templatetags.recur import money
 PAGE = 50
 INVOICE_BADGES = {"draft": "grey", "open": "blue", "paid": "green", "void": "grey", "uncollectible": "red"}
 ATTEMPT_BADGES = {"succeeded": "green", "failed": "red", "pending": "amber", "started": "amber"}
+ATTEMPT_LABELS = {"succeeded": gettext_lazy("Succeeded"), "failed": gettext_lazy("Failed"),
+                  "pending": gettext_lazy("Pending"), "started": gettext_lazy("In progress")}
 MANUAL_METHODS = [(k, v) for k, v in Payment.METHODS if k not in ("card", "bank_account")]
 
 
@@ -147,11 +150,14 @@ def invoice_detail(request, pk):
     attempts = list(invoice.attempts.select_related("payment_method").order_by("attempt_no"))
     for a in attempts:
         a.badge = ATTEMPT_BADGES.get(a.status, "grey")
+        a.label = ATTEMPT_LABELS.get(a.status, a.status)
     lines = list(invoice.lines.all())
     history = list(records.history("invoice", invoice.pk).select_related("actor").order_by("-at", "-id")[:50])
     for h in history:
         h.rows = _change_rows(invoice, h)
-    emails = list(OutboxMessage.objects.filter(record_type="invoice", record_id=invoice.pk).order_by("-pk")[:50])
+    emails = list(OutboxMessage.objects.filter(
+        Q(record_type="invoice", record_id=invoice.pk)
+        | Q(record_type="payment", record_id__in=[p.pk for p in payments])).order_by("-pk")[:50])
     return render(request, "web/invoice_detail.html", {
         "invoice": invoice, "obj": invoice, "badge": INVOICE_BADGES.get(invoice.status, "grey"),
         "lines": lines, "show_discount": any(x.discount for x in lines), "show_tax": any(x.tax for x in lines),
