@@ -81,18 +81,20 @@ def fill(n: int, today: dt.date, vendor: str) -> None:
             f" {now}, {now} FROM {series(contacts)}")
         cur.execute("SELECT min(id) FROM crm_contact")
         first_contact = cur.fetchone()[0]
+        false = "FALSE" if vendor == "postgresql" else "0"
         npd = (f"CASE WHEN i % 100 >= 93 THEN NULL ELSE {plus_days('i % 365')} END")
         cur.execute(
             "INSERT INTO subscriptions_subscription (name, status, collection, billing_frequency, billing_terms,"
             " number_of_payments, start_date, end_date, next_payment_date, last_payment_date, payments_made, amount,"
             " currency, total_paid, payment_terms, accept_online_payments, accepted_payment_methods, contact_id,"
             " company_id, quote_id, payment_method_id, billing_address, billed_through, anchor_index, canceled_at,"
-            " cancel_mode, cancel_at, paused_at, owner_id, created_at, updated_at)"
+            " cancel_mode, cancel_at, paused_at, owner_id, created_at, updated_at, collect_billing_address,"
+            " collect_shipping_address, save_payment_method)"
             f" SELECT 'Plan ' || (i % 997), {STATUS_SQL}, 'manual', 'monthly', 'auto_renew',"
             f" NULL, {plus_days('-(i % 700)')}, NULL, {npd}, NULL, 1, 1000 + (i * 37 % 100) * 100, 'EUR', 0,"
             f" 'due_on_receipt', {'TRUE' if vendor == 'postgresql' else '1'}, '[]',"
             f" {first_contact} + (i % {contacts}), NULL, NULL, NULL, '{{}}', 0, 0, NULL, '', NULL, NULL, NULL,"
-            f" {now}, {now} FROM {series(n)}")
+            f" {now}, {now}, {false}, {false}, {false} FROM {series(n)}")
     with connection.cursor() as cur:
         cur.execute("ANALYZE")
 
