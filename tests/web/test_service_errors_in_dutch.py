@@ -96,6 +96,41 @@ def test_english_stays_word_for_word_the_rules_message_of_a_refused_status_chang
                     assert transition_message(exc) == str(exc)
 
 
+@pytest.mark.parametrize("item", [
+    {"billing_frequency": "monthly", "billing_start_date": "2027-13-01"},
+    {"billing_frequency": "monthly", "billing_start_date": dt.datetime(2027, 1, 1)},
+    {"billing_frequency": "monthly", "billing_start_delay_days": -1},
+    {"billing_frequency": "monthly", "billing_start_delay_months": "2"},
+    {"billing_frequency": "monthly", "billing_terms": "fixed", "number_of_payments": 0},
+    {"billing_frequency": "monthly", "billing_terms": "forever"},
+    {"billing_frequency": "fortnightly"},
+    {"billing_frequency": None},
+    {"billing_frequency": "monthly", "billing_start_date": D(2027, 1, 1), "billing_start_delay_days": 3},
+])
+def test_english_grouping_errors_stay_word_for_word(item):
+    from recur.subscriptions import grouping
+    from recur.subscriptions.services import grouping_message
+
+    with pytest.raises(ValueError) as exc:
+        grouping.grouping_key(item)
+    with translation.override("en"):
+        assert grouping_message(exc.value, item, "line_items[0]") == f"line_items[0].{exc.value}"
+    with translation.override("nl"):
+        dutch = grouping_message(exc.value, item, "line_items[0]")
+    assert dutch.startswith(f"line_items[0].{str(exc.value).split(':')[0]}: ") and dutch != f"line_items[0].{exc.value}"
+
+
+@pytest.mark.parametrize("code", [None, 12, "euro", "E1R", "XYZ", ""])
+def test_english_currency_errors_stay_word_for_word(code):
+    from recur.core.errors import currency_message
+    from recur.core.money import validate_currency
+
+    with pytest.raises(ValueError) as exc:
+        validate_currency(code)
+    with translation.override("en"):
+        assert currency_message("currency", code) == f"currency: {exc.value}"
+
+
 def test_a_service_error_is_in_the_language_active_when_it_is_raised(admin, contact):
     for lang, text in (("en", "email: anna@example.nl already belongs to another contact"),
                        ("nl", "email: het e-mailadres anna@example.nl hoort al bij een andere contactpersoon")):
