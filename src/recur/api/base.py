@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any, Callable
 
 from django.db.models import QuerySet
 from django.http import Http404
+from django.utils import translation
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -24,6 +26,24 @@ api = NinjaAPI(
     docs_url="/docs",
     openapi_url="/openapi.json",
 )
+
+
+def _in_english(run):
+    """The API answers in English whoever asks (a user whose language is Dutch, a Dutch
+    Accept-Language): clients match on messages in their logs; ``code`` and ``field`` are the
+    stable contract. Wraps each operation's whole run — authentication, the view and the error
+    handlers — so service errors are raised, and rendered, in English."""
+
+    @functools.wraps(run)
+    def wrapper(request, *args, **kw):
+        translation.activate("en")
+        request.LANGUAGE_CODE = "en"
+        return run(request, *args, **kw)
+
+    return wrapper
+
+
+api.add_decorator(_in_english, mode="view")
 
 
 class TokenAuth(HttpBearer):

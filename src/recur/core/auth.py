@@ -9,6 +9,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from recur.core import clock
 from recur.core.errors import Conflict, ValidationFailed
@@ -45,12 +46,14 @@ def create_user(email: str, password: str, *, super_admin: bool = False, name: s
     try:
         validate_email(email)
     except ValidationError:
-        raise ValidationFailed(f"email: {email!r} is not a valid e-mail address", field="email") from None
+        raise ValidationFailed(_("%(field)s: %(value)s is not a valid e-mail address")
+                               % {"field": "email", "value": repr(email)}, field="email") from None
     if User.objects.filter(email=email).exists():
-        raise Conflict(f"email: a user with e-mail {email} already exists", field="email")
+        raise Conflict(_("email: a user with e-mail %(email)s already exists") % {"email": email}, field="email")
     try:
         validate_password(password)
     except ValidationError as exc:
+        # Django's password validators speak the active language already.
         raise ValidationFailed("password: " + " ".join(exc.messages), field="password") from None
     if super_admin:
         return User.objects.create_superuser(email, password, name=name, language=language)
@@ -61,11 +64,12 @@ def create_user(email: str, password: str, *, super_admin: bool = False, name: s
 def create_token(user: User, name: str, scopes: list[str] | None = None) -> tuple[ApiToken, str]:
     """Make a token; returns the row and the raw token, which is shown once and never stored."""
     if not name or not name.strip():
-        raise ValidationFailed("name: a token needs a name", field="name")
+        raise ValidationFailed(_("name: a token needs a name"), field="name")
     scopes = list(scopes) if scopes else ["*"]
     for s in scopes:
         if s != "*" and s not in SCOPES:
-            raise ValidationFailed(f"scopes: unknown scope {s!r}; known: *, {', '.join(SCOPES)}", field="scopes")
+            raise ValidationFailed(_("scopes: unknown scope %(value)s; known: %(choices)s")
+                                   % {"value": repr(s), "choices": ", ".join(("*",) + SCOPES)}, field="scopes")
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         user=user, name=name.strip(), prefix=raw[:10], token_hash=hash_token(raw), scopes=scopes

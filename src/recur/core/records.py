@@ -15,6 +15,9 @@ from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import ProtectedError
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from recur.core import clock
 from recur.core.errors import Conflict, NotFound, ValidationFailed, from_django_validation
@@ -35,9 +38,25 @@ def model_for(record_type: str, *, field: str = "type") -> type[Record]:
         return record_types()[record_type]
     except KeyError:
         raise ValidationFailed(
-            f"{field}: unknown record type {record_type!r}; expected one of {', '.join(sorted(record_types()))}",
+            _("%(field)s: unknown record type %(value)s; expected one of %(choices)s")
+            % {"field": field, "value": repr(record_type), "choices": ", ".join(sorted(record_types()))},
             field=field,
         ) from None
+
+
+# Record types whose models have no translated verbose name of their own.
+_NOUNS = {"invoice": gettext_lazy("invoice"), "payment": gettext_lazy("payment"), "refund": gettext_lazy("refund")}
+_PLURALS = {"invoice": gettext_lazy("invoices"), "payment": gettext_lazy("payments"),
+            "refund": gettext_lazy("refunds")}
+
+
+def _noun(record_type: str) -> str:
+    """A record type as a word in the active language, for inside a message: the English word is
+    the record type itself ("payment_link"), as the API has always said; other languages get the
+    model's name ("betaallink")."""
+    if (translation.get_language() or "en").split("-")[0] == "en":
+        return record_type
+    return str(_NOUNS.get(record_type) or model_for(record_type)._meta.verbose_name)
 
 
 def get_record(record_type: str, record_id: int, *, field: str | None = None, lock: bool = False) -> Record:
@@ -46,9 +65,10 @@ def get_record(record_type: str, record_id: int, *, field: str | None = None, lo
     try:
         return qs.get(pk=record_id)
     except (model.DoesNotExist, ValueError, TypeError):
+        args = {"field": field, "type": _noun(record_type), "id": record_id}
         if field:
-            raise ValidationFailed(f"{field}: no {record_type} with id {record_id}", field=field) from None
-        raise NotFound(f"No {record_type} with id {record_id}") from None
+            raise ValidationFailed(_("%(field)s: no %(type)s with id %(id)s") % args, field=field) from None
+        raise NotFound(_("No %(type)s with id %(id)s") % args) from None
 
 
 def _plain(value: Any) -> Any:
@@ -130,9 +150,10 @@ def delete(obj: Record, actor) -> None:
             obj.delete()
             log(record_type, record_id, actor, "deleted", {})
     except ProtectedError as exc:
-        kinds = sorted({o._meta.verbose_name_plural for o in exc.protected_objects})
-        raise Conflict(f"This {obj._meta.verbose_name} cannot be deleted: {', '.join(map(str, kinds))} still "
-                       "refer to it", code="protected") from None
+        kinds = sorted({str(_PLURALS.get(getattr(o, "record_type", ""), o._meta.verbose_name_plural))
+                        for o in exc.protected_objects})
+        raise Conflict(_("This %(type)s cannot be deleted: %(kinds)s still refer to it")
+                       % {"type": obj._meta.verbose_name, "kinds": ", ".join(kinds)}, code="protected") from None
 
 
 def history(record_type: str, record_id: int):
@@ -150,9 +171,9 @@ def _canonical(t1: str, i1: int, t2: str, i2: int):
 def associate(actor, a: Record, b: Record, label: str = "") -> bool:
     """Link two records; returns False when they were linked already."""
     if a.record_type == b.record_type and a.pk == b.pk:
-        raise ValidationFailed("A record cannot be associated with itself", field="to_id")
+        raise ValidationFailed(_("A record cannot be associated with itself"), field="to_id")
     at, ai, bt, bi = _canonical(a.record_type, a.pk, b.record_type, b.pk)
-    _, created = Association.objects.get_or_create(
+    _row, created = Association.objects.get_or_create(
         a_type=at, a_id=ai, b_type=bt, b_id=bi, label=label, defaults={"created_at": clock.now()}
     )
     if created:
@@ -164,7 +185,7 @@ def associate(actor, a: Record, b: Record, label: str = "") -> bool:
 @transaction.atomic
 def dissociate(actor, a: Record, b: Record) -> bool:
     at, ai, bt, bi = _canonical(a.record_type, a.pk, b.record_type, b.pk)
-    deleted, _ = Association.objects.filter(a_type=at, a_id=ai, b_type=bt, b_id=bi).delete()
+    deleted, _rows = Association.objects.filter(a_type=at, a_id=ai, b_type=bt, b_id=bi).delete()
     if deleted:
         log(a, None, actor, "dissociated", {b.record_type: [b.pk, None]})
         log(b, None, actor, "dissociated", {a.record_type: [a.pk, None]})

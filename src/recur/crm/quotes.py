@@ -8,9 +8,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from recur.core import clock, records
-from recur.core.errors import Conflict, ValidationFailed
+from recur.core.errors import Conflict, ValidationFailed, currency_message
 from recur.core.money import validate_currency
 from recur.crm.models import Contact, Deal, LineItem, Product, Quote
 from recur.subscriptions import schedule
@@ -27,44 +28,53 @@ def clean_line_item(raw: dict, i: int) -> dict:
     if item.get("product_id") is not None:
         product = Product.objects.filter(pk=item["product_id"]).first()
         if product is None:
-            raise ValidationFailed(f"{f}.product_id: no product with id {item['product_id']}", field=f"{f}.product_id")
+            raise ValidationFailed(_("%(field)s: no product with id %(id)s")
+                                   % {"field": f"{f}.product_id", "id": item["product_id"]}, field=f"{f}.product_id")
         if product.archived:
-            raise ValidationFailed(f"{f}.product_id: the product {product.name!r} is archived", field=f"{f}.product_id")
+            raise ValidationFailed(_("%(field)s: the product %(name)s is archived")
+                                   % {"field": f"{f}.product_id", "name": repr(product.name)}, field=f"{f}.product_id")
         item.setdefault("name", product.name)
         if "unit_price" not in item:
             item["unit_price"], item["currency"] = product.unit_price, product.currency
         item.setdefault("billing_frequency", product.billing_frequency)
         item.setdefault("tax_rate", product.tax_rate)
     if not (item.get("name") or "").strip():
-        raise ValidationFailed(f"{f}.name: a line item needs a name or a product_id", field=f"{f}.name")
+        raise ValidationFailed(_("%(field)s: a line item needs a name or a product_id") % {"field": f"{f}.name"},
+                               field=f"{f}.name")
     if item.get("unit_price") is None or item["unit_price"] < 0:
-        raise ValidationFailed(f"{f}.unit_price: a line item needs a price of at least 0", field=f"{f}.unit_price")
+        raise ValidationFailed(_("%(field)s: a line item needs a price of at least 0") % {"field": f"{f}.unit_price"},
+                               field=f"{f}.unit_price")
     try:
         item["currency"] = validate_currency(item.get("currency") or "")
-    except ValueError as exc:
-        raise ValidationFailed(f"{f}.unit_price.currency: {exc}", field=f"{f}.unit_price.currency") from None
+    except ValueError:
+        raise ValidationFailed(currency_message(f"{f}.unit_price.currency", item.get("currency") or ""),
+                               field=f"{f}.unit_price.currency") from None
     qty = item.get("quantity", 1)
     if isinstance(qty, bool) or not isinstance(qty, int) or qty < 1:
-        raise ValidationFailed(f"{f}.quantity: must be a whole number of at least 1", field=f"{f}.quantity")
+        raise ValidationFailed(_("%(field)s: must be a whole number of at least 1") % {"field": f"{f}.quantity"},
+                               field=f"{f}.quantity")
     for name in ("discount_percent", "tax_rate"):
         try:
             value = Decimal(str(item.get(name) or 0))
         except InvalidOperation:
-            raise ValidationFailed(f"{f}.{name}: not a number", field=f"{f}.{name}") from None
+            raise ValidationFailed(_("%(field)s: not a number") % {"field": f"{f}.{name}"}, field=f"{f}.{name}") from None
         if not value.is_finite() or not 0 <= value <= 100:
-            raise ValidationFailed(f"{f}.{name}: must be between 0 and 100", field=f"{f}.{name}")
+            raise ValidationFailed(_("%(field)s: must be between 0 and 100") % {"field": f"{f}.{name}"},
+                                   field=f"{f}.{name}")
         item[name] = value
     freq = item.get("billing_frequency")
     if freq and freq not in schedule.FREQUENCIES:
-        raise ValidationFailed(f"{f}.billing_frequency: unknown value {freq!r}; one of "
-                               f"{', '.join(schedule.FREQUENCIES)}", field=f"{f}.billing_frequency")
+        raise ValidationFailed(_("%(field)s: unknown value %(value)s; one of %(choices)s")
+                               % {"field": f"{f}.billing_frequency", "value": repr(freq),
+                                  "choices": ", ".join(schedule.FREQUENCIES)}, field=f"{f}.billing_frequency")
     if freq:
         terms = item.get("billing_terms") or ("fixed" if item.get("number_of_payments") else "auto_renew")
         if terms not in ("auto_renew", "fixed"):
-            raise ValidationFailed(f"{f}.billing_terms: auto_renew or fixed", field=f"{f}.billing_terms")
+            raise ValidationFailed(_("%(field)s: auto_renew or fixed") % {"field": f"{f}.billing_terms"},
+                                   field=f"{f}.billing_terms")
         if terms == "fixed" and not (item.get("number_of_payments") or 0) >= 1:
-            raise ValidationFailed(f"{f}.number_of_payments: a fixed term needs at least 1 payment",
-                                   field=f"{f}.number_of_payments")
+            raise ValidationFailed(_("%(field)s: a fixed term needs at least 1 payment")
+                                   % {"field": f"{f}.number_of_payments"}, field=f"{f}.number_of_payments")
         item["billing_terms"] = terms
     return item
 
@@ -73,8 +83,9 @@ def clean_line_items(raw_items: list[dict]) -> list[dict]:
     items = [clean_line_item(r, i) for i, r in enumerate(raw_items or [])]
     for i, item in enumerate(items[1:], start=1):
         if item["currency"] != items[0]["currency"]:
-            raise ValidationFailed(f"line_items[{i}].unit_price.currency: all line items must be in "
-                                   f"{items[0]['currency']}", field=f"line_items[{i}].unit_price.currency")
+            raise ValidationFailed(_("%(field)s: all line items must be in %(currency)s")
+                                   % {"field": f"line_items[{i}].unit_price.currency", "currency": items[0]["currency"]},
+                                   field=f"line_items[{i}].unit_price.currency")
     return items
 
 
@@ -103,18 +114,19 @@ def set_deal_line_items(actor, deal: Deal, raw_items: list[dict]) -> Deal:
 def create_quote(actor, data: dict[str, Any]) -> Quote:
     contact = Contact.objects.filter(pk=data.get("contact_id")).first()
     if contact is None:
-        raise ValidationFailed(f"contact_id: no contact with id {data.get('contact_id')}", field="contact_id")
+        raise ValidationFailed(_("contact_id: no contact with id %(id)s") % {"id": data.get("contact_id")},
+                               field="contact_id")
     deal = None
     if data.get("deal_id") is not None:
         deal = Deal.objects.filter(pk=data["deal_id"]).first()
         if deal is None:
-            raise ValidationFailed(f"deal_id: no deal with id {data['deal_id']}", field="deal_id")
+            raise ValidationFailed(_("deal_id: no deal with id %(id)s") % {"id": data["deal_id"]}, field="deal_id")
     items = clean_line_items(data.get("line_items") or [])
     if not items:
-        raise ValidationFailed("line_items: a quote needs at least one line item", field="line_items")
+        raise ValidationFailed(_("line_items: a quote needs at least one line item"), field="line_items")
     expires = data.get("expires_on")
     if expires is not None and expires < clock.today():
-        raise ValidationFailed("expires_on: must not be in the past", field="expires_on")
+        raise ValidationFailed(_("expires_on: must not be in the past"), field="expires_on")
     quote = records.create(Quote, actor, {
         "title": (data.get("title") or f"Quote for {contact.name}")[:200], "contact": contact, "deal": deal,
         "expires_on": expires, "currency": items[0]["currency"],
@@ -130,23 +142,28 @@ def create_quote(actor, data: dict[str, Any]) -> Quote:
 def publish_quote(actor, quote: Quote) -> Quote:
     quote = Quote.objects.select_for_update().get(pk=quote.pk)
     if quote.status != "draft":
-        raise Conflict(f"status: the quote is {quote.status}; only drafts can be published", field="status",
-                       code="invalid_status")
+        raise Conflict(_("status: the quote is %(status)s; only drafts can be published")
+                       % {"status": _status_word(quote)}, field="status", code="invalid_status")
     if quote.expires_on and quote.expires_on < clock.today():
-        raise Conflict("expires_on: the quote has expired", field="expires_on", code="quote_expired")
+        raise Conflict(_("expires_on: the quote has expired"), field="expires_on", code="quote_expired")
     return records.update(quote, actor, {"status": "published", "published_at": clock.now(),
                                          "public_token": secrets.token_urlsafe(24)})
 
 
 def check_convertible(quote: Quote) -> None:
     if quote.status in ("accepted", "paid"):
-        raise Conflict(f"status: the quote is {quote.status} already; it cannot be converted again", field="status",
-                       code="quote_converted")
+        raise Conflict(_("status: the quote is %(status)s already; it cannot be converted again")
+                       % {"status": _status_word(quote)}, field="status", code="quote_converted")
     if quote.status != "published":
-        raise Conflict(f"status: the quote is {quote.status}; only a published quote can be converted",
-                       field="status", code="quote_not_published")
+        raise Conflict(_("status: the quote is %(status)s; only a published quote can be converted")
+                       % {"status": _status_word(quote)}, field="status", code="quote_not_published")
     if quote.expires_on and quote.expires_on < clock.today():
-        raise Conflict("expires_on: the quote has expired", field="expires_on", code="quote_expired")
+        raise Conflict(_("expires_on: the quote has expired"), field="expires_on", code="quote_expired")
+
+
+def _status_word(quote: Quote) -> str:
+    """The quote's status label in the active language, lower case, for inside a sentence."""
+    return str(quote.get_status_display()).lower()
 
 
 def quote_expired(quote: Quote, today: dt.date | None = None) -> bool:

@@ -10,9 +10,10 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
 from recur.core import records
-from recur.core.errors import Conflict, ValidationFailed
+from recur.core.errors import Conflict, ValidationFailed, currency_message
 from recur.core.money import validate_currency
 from recur.crm.models import Company, Contact, ContactEmail, Deal, Product
 
@@ -24,7 +25,8 @@ def _clean_email(value: str, field: str) -> str:
     try:
         validate_email(value)
     except ValidationError:
-        raise ValidationFailed(f"{field}: {value!r} is not a valid e-mail address", field=field) from None
+        raise ValidationFailed(_("%(field)s: %(value)s is not a valid e-mail address")
+                               % {"field": field, "value": repr(value)}, field=field) from None
     return value
 
 
@@ -32,15 +34,15 @@ def _clean_currency(data: dict, field: str = "currency") -> None:
     if field in data:
         try:
             data[field] = validate_currency(data[field])
-        except ValueError as exc:
-            raise ValidationFailed(f"{field}: {exc}", field=field) from None
+        except ValueError:
+            raise ValidationFailed(currency_message(field, data[field]), field=field) from None
 
 
 def _unknown_fields(model, data: dict, extra: set[str] = frozenset()) -> None:
     allowed = {f.name for f in model._meta.get_fields()} | set(extra)
     for key in data:
         if key not in allowed or key in {"id", "created_at", "updated_at"}:
-            raise ValidationFailed(f"{key}: unknown field", field=key)
+            raise ValidationFailed(_("%(field)s: unknown field") % {"field": key}, field=key)
 
 
 # --- contacts ----------------------------------------------------------------
@@ -68,7 +70,8 @@ def _contact_emails(contact: Contact | None, data: dict) -> None:
     clash = taken.values_list("email", flat=True).first()
     if clash:
         field = "email" if clash == primary else "other_emails"
-        raise ValidationFailed(f"{field}: {clash} already belongs to another contact", field=field)
+        raise ValidationFailed(_("%(field)s: %(email)s already belongs to another contact")
+                               % {"field": field, "email": clash}, field=field)
 
 
 def _sync_email_rows(contact: Contact) -> None:
@@ -87,7 +90,7 @@ def create_contact(actor, data: dict[str, Any]) -> Contact:
         contact = records.create(Contact, actor, data)
         _sync_email_rows(contact)
     except IntegrityError:  # a concurrent request took the address
-        raise Conflict("email: this e-mail address already belongs to another contact", field="email") from None
+        raise Conflict(_("email: this e-mail address already belongs to another contact"), field="email") from None
     return contact
 
 
@@ -116,7 +119,8 @@ def _clean_domains(data: dict) -> None:
     for i, d in enumerate(data["domains"] or []):
         d = (d or "").strip().lower().removeprefix("https://").removeprefix("http://").removeprefix("www.").rstrip("/")
         if not _DOMAIN.match(d):
-            raise ValidationFailed(f"domains[{i}]: {d!r} is not a valid domain name", field="domains")
+            raise ValidationFailed(_("%(field)s: %(value)s is not a valid domain name")
+                                   % {"field": f"domains[{i}]", "value": repr(d)}, field="domains")
         if d not in out:
             out.append(d)
     data["domains"] = out

@@ -63,6 +63,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import translation
+from django.utils.translation import gettext as _
 
 from recur.core import clock
 from recur.core.db import db_value, insert_many
@@ -232,7 +233,7 @@ def user_kinds(user: User) -> dict[str, bool]:
 @transaction.atomic
 def set_user_kind(user: User, kind: str, enabled: bool) -> None:
     if kind not in ADMIN_KINDS:
-        raise ValidationFailed(f"kind: {kind!r} cannot be switched per user", field="kind")
+        raise ValidationFailed(_("kind: %(value)s cannot be switched per user") % {"value": repr(kind)}, field="kind")
     NotificationSetting.objects.update_or_create(user=user, kind=kind, defaults={"enabled": enabled})
 
 
@@ -242,13 +243,15 @@ def update_account_settings(**fields) -> AccountSettings:
     account = AccountSettings.objects.select_for_update().filter(pk=1).first() or AccountSettings(pk=1)
     for name, value in fields.items():
         if name not in {"reminder_enabled", "reminder_days", "sender_name", "sender_email", "buyer_emails_enabled"}:
-            raise ValidationFailed(f"{name}: not an e-mail setting", field=name)
+            raise ValidationFailed(_("%(field)s: not an e-mail setting") % {"field": name}, field=name)
         setattr(account, name, value)
     unknown = set(account.buyer_emails_enabled) - set(BUYER_KINDS)
     if unknown:
-        raise ValidationFailed(f"buyer_emails_enabled: unknown kinds {sorted(unknown)}", field="buyer_emails_enabled")
+        raise ValidationFailed(_("buyer_emails_enabled: unknown kinds %(values)s") % {"values": sorted(unknown)},
+                               field="buyer_emails_enabled")
     if not 1 <= account.reminder_days <= 365:
-        raise ValidationFailed("reminder_days: must be between 1 and 365", field="reminder_days")
+        raise ValidationFailed(_("reminder_days: must be between %(min)s and %(max)s") % {"min": 1, "max": 365},
+                               field="reminder_days")
     try:
         account.full_clean()
     except ValidationError as exc:

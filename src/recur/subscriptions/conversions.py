@@ -8,6 +8,7 @@ associated with the contact, the company, the deal and the quote.
 from __future__ import annotations
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from recur.billing import services as billing
 from recur.core import records
@@ -15,7 +16,7 @@ from recur.core.errors import Conflict, ValidationFailed
 from recur.crm import quotes
 from recur.crm.models import Company, Deal, Quote
 from recur.subscriptions import grouping
-from recur.subscriptions.services import create_subscription
+from recur.subscriptions.services import create_subscription, grouping_message
 
 
 def _company_of(*recs) -> Company | None:
@@ -32,14 +33,23 @@ def _split(items: list[dict]) -> tuple[list[list[dict]], list[dict]]:
         return grouping.split_recurring(items)
     except ValueError as exc:
         field = str(exc).split(":", 1)[0]
-        raise ValidationFailed(f"line_items: {exc}", field=f"line_items.{field}") from None
+        bad = next((it for it in items if grouping.is_recurring(it) and _key_fails(it)), {})
+        raise ValidationFailed(grouping_message(exc, bad, "line_items"), field=f"line_items.{field}") from None
+
+
+def _key_fails(item: dict) -> bool:
+    try:
+        grouping.grouping_key(item)
+    except ValueError:
+        return True
+    return False
 
 
 @transaction.atomic
 def _to_subscriptions(actor, *, contact, items, deal, quote, options: dict) -> dict:
     groups, one_time = _split(items)
     if not groups:
-        raise Conflict("line_items: there are no recurring line items; convert to an invoice instead",
+        raise Conflict(_("line_items: there are no recurring line items; convert to an invoice instead"),
                        field="line_items", code="no_recurring_items")
     company = _company_of(deal, contact)
     subs = [
@@ -61,7 +71,7 @@ def _to_subscriptions(actor, *, contact, items, deal, quote, options: dict) -> d
 def _to_invoice(actor, *, contact, items, deal, quote, options: dict):
     groups, one_time = _split(items)
     if groups:
-        raise Conflict("line_items: there are recurring line items; convert to a subscription instead",
+        raise Conflict(_("line_items: there are recurring line items; convert to a subscription instead"),
                        field="line_items", code="has_recurring_items")
     company = _company_of(deal, contact)
     return billing.create_invoice(actor, contact=contact, items=one_time,
@@ -73,7 +83,7 @@ def _to_invoice(actor, *, contact, items, deal, quote, options: dict):
 def _quote_parts(quote: Quote):
     quotes.check_convertible(quote)
     if quote.contact is None:
-        raise ValidationFailed("contact_id: the quote has no contact", field="contact_id")
+        raise ValidationFailed(_("contact_id: the quote has no contact"), field="contact_id")
     return quote.contact, quotes.item_dicts(quote.line_items.all()), quote.deal
 
 
@@ -112,10 +122,10 @@ def bill_due_now(result: dict) -> dict:
 def _deal_parts(deal: Deal):
     items = quotes.item_dicts(deal.line_items.all())
     if not items:
-        raise Conflict("line_items: the deal has no line items", field="line_items", code="no_line_items")
+        raise Conflict(_("line_items: the deal has no line items"), field="line_items", code="no_line_items")
     contact = records.associated(deal, "contact").first()
     if contact is None:
-        raise ValidationFailed("contact_id: associate a contact with the deal first", field="contact_id")
+        raise ValidationFailed(_("contact_id: associate a contact with the deal first"), field="contact_id")
     return contact, items
 
 
@@ -123,7 +133,7 @@ def _lock_unconverted(deal: Deal) -> Deal:
     """A deal converts once: two conversions at once wait on the row lock, and the second sees the first's work."""
     deal = Deal.objects.select_for_update().get(pk=deal.pk)
     if records.associated_ids("deal", deal.pk, "subscription") or records.associated_ids("deal", deal.pk, "invoice"):
-        raise Conflict("status: this deal already has subscriptions or invoices; it cannot be converted again",
+        raise Conflict(_("status: this deal already has subscriptions or invoices; it cannot be converted again"),
                        field="status", code="deal_converted")
     return deal
 

@@ -12,10 +12,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from recur.billing import proration
 from recur.core import clock, records
-from recur.core.errors import Conflict, ValidationFailed
+from recur.core.errors import Conflict, ValidationFailed, shown_date
 from recur.core.money import line_amounts
 from recur.crm import quotes
 from recur.crm.models import Company, Contact, Deal, Quote
@@ -38,30 +39,59 @@ def _clean_item(raw: dict, i: int) -> dict:
     f = f"line_items[{i}]"
     item = quotes.clean_line_item(raw, i)
     if not item.get("billing_frequency"):
-        raise ValidationFailed(f"{f}.billing_frequency: a subscription line item needs a billing frequency "
-                               f"(one of {', '.join(schedule.FREQUENCIES)})", field=f"{f}.billing_frequency")
+        raise ValidationFailed(_("%(field)s: a subscription line item needs a billing frequency (one of %(choices)s)")
+                               % {"field": f"{f}.billing_frequency", "choices": ", ".join(schedule.FREQUENCIES)},
+                               field=f"{f}.billing_frequency")
     try:
         key = grouping.grouping_key(item)
     except ValueError as exc:
         field = str(exc).split(":", 1)[0]
-        raise ValidationFailed(f"{f}.{exc}", field=f"{f}.{field}") from None
+        raise ValidationFailed(grouping_message(exc, item, f), field=f"{f}.{field}") from None
     item["billing_terms"], item["number_of_payments"], item["_key"] = key[1], key[5], key
     return item
+
+
+def grouping_message(exc: ValueError, item: dict, prefix: str) -> str:
+    """The message of a ``grouping.grouping_key`` error (pure code, English) in the active language,
+    behind ``<prefix>.<field>: `` as before."""
+    field = str(exc).split(":", 1)[0]
+    value = item.get(field)
+    args = {"field": f"{prefix}.{field}", "value": repr(value)}
+    if field == "billing_start_date" and "not both" in str(exc):
+        return _("%(field)s: give either a start date or a start delay, not both.") % args
+    if field == "billing_start_date":
+        if isinstance(value, str):
+            return _("%(field)s: %(value)s is not a date (YYYY-MM-DD).") % args
+        return _("%(field)s: %(value)s is not a date.") % args
+    if field in ("billing_start_delay_days", "billing_start_delay_months"):
+        return _("%(field)s: must be a whole number of at least 0, not %(value)s.") % args
+    if field == "number_of_payments":
+        return _("%(field)s: a fixed term needs at least 1 payment, not %(value)s.") % args
+    if field == "billing_terms":
+        return _("%(field)s: unknown value %(value)s; expected auto_renew or fixed.") % args
+    if field == "billing_frequency" and value:
+        return _("%(field)s: unknown value %(value)s; expected one of %(choices)s.") % {
+            **args, "choices": ", ".join(schedule.FREQUENCIES)}
+    if field == "billing_frequency":
+        return _("%(field)s: a one-time line item has no subscription grouping key.") % args
+    return f"{prefix}.{exc}"
 
 
 def clean_line_items(raw_items: list[dict]) -> list[dict]:
     """Validate the items of ONE subscription: they must share the R-SIGN-4 key and a currency."""
     if not raw_items:
-        raise ValidationFailed("line_items: a subscription needs at least one line item", field="line_items")
+        raise ValidationFailed(_("line_items: a subscription needs at least one line item"), field="line_items")
     items = [_clean_item(r, i) for i, r in enumerate(raw_items)]
     for i, item in enumerate(items[1:], start=1):
         if item["_key"] != items[0]["_key"]:
             raise ValidationFailed(
-                f"line_items[{i}]: billing frequency, terms, start date and number of payments must equal those "
-                "of line_items[0]; items that differ belong to separate subscriptions", field=f"line_items[{i}]")
+                _("%(field)s: billing frequency, terms, start date and number of payments must equal those of "
+                  "%(first)s; items that differ belong to separate subscriptions")
+                % {"field": f"line_items[{i}]", "first": "line_items[0]"}, field=f"line_items[{i}]")
         if item["currency"] != items[0]["currency"]:
-            raise ValidationFailed(f"line_items[{i}].unit_price.currency: all line items must be in "
-                                   f"{items[0]['currency']}", field=f"line_items[{i}].unit_price.currency")
+            raise ValidationFailed(_("%(field)s: all line items must be in %(currency)s")
+                                   % {"field": f"line_items[{i}].unit_price.currency", "currency": items[0]["currency"]},
+                                   field=f"line_items[{i}].unit_price.currency")
     return items
 
 
@@ -85,10 +115,15 @@ def _item_rows(sub: Subscription, items: list[dict]) -> list[SubscriptionItem]:
 def _start_from(item: dict, today: dt.date, allow_backdate: bool) -> dt.date:
     freq, terms, fixed, delay_days, delay_months, n = item["_key"]
     if fixed is not None and fixed < today:
-        if not allow_backdate or (today - fixed).days > max_backdate_days():
+        if not allow_backdate:  # a conversion of a deal or quote whose start date has passed
+            raise ValidationFailed(_("%(field)s: the billing start date %(date)s is in the past")
+                                   % {"field": "line_items[0].billing_start_date", "date": shown_date(fixed)},
+                                   field="line_items[0].billing_start_date")
+        if (today - fixed).days > max_backdate_days():
             raise ValidationFailed(
-                f"line_items[0].billing_start_date: {fixed} is in the past; at most {max_backdate_days()} days "
-                "of back-dating are allowed", field="line_items[0].billing_start_date")
+                _("%(field)s: %(date)s is in the past; at most %(days)s days of back-dating are allowed")
+                % {"field": "line_items[0].billing_start_date", "date": shown_date(fixed), "days": max_backdate_days()},
+                field="line_items[0].billing_start_date")
         return fixed
     return schedule.start_date(today, fixed, delay_days, delay_months)
 
@@ -101,7 +136,8 @@ def _get(model, pk, field):
         return None
     obj = model.objects.filter(pk=pk).first()
     if obj is None:
-        raise ValidationFailed(f"{field}: no {model._meta.verbose_name} with id {pk}", field=field)
+        raise ValidationFailed(_("%(field)s: no %(type)s with id %(id)s")
+                               % {"field": field, "type": model._meta.verbose_name, "id": pk}, field=field)
     return obj
 
 
@@ -116,32 +152,33 @@ def create_subscription(actor, data: dict[str, Any], *, allow_backdate: bool = T
     invoice page of a manually collected invoice asks for and keeps), billing_address, name, line_items (minor units), deal_ids, quote_id, owner_id."""
     contact = _get(Contact, data.get("contact_id"), "contact_id")
     if contact is None:
-        raise ValidationFailed("contact_id: a subscription needs a billing contact", field="contact_id")
+        raise ValidationFailed(_("contact_id: a subscription needs a billing contact"), field="contact_id")
     company = _get(Company, data.get("company_id"), "company_id")
     quote = _get(Quote, data.get("quote_id"), "quote_id")
     deals = [_get(Deal, d, "deal_ids") for d in data.get("deal_ids") or []]
     items = clean_line_items(data.get("line_items") or [])
     collection = data.get("collection") or "auto_charge"
     if collection not in ("auto_charge", "manual"):
-        raise ValidationFailed("collection: must be auto_charge or manual", field="collection")
+        raise ValidationFailed(_("collection: must be auto_charge or manual"), field="collection")
     payment_method = None
     if collection == "auto_charge":
         from recur.payments.models import PaymentMethod
 
         pm_id = data.get("payment_method_id")
         if pm_id is None:
-            raise ValidationFailed("payment_method_id: automatic collection needs a saved payment method of the "
-                                   "billing contact", field="payment_method_id")
+            raise ValidationFailed(_("payment_method_id: automatic collection needs a saved payment method of the "
+                                     "billing contact"), field="payment_method_id")
         payment_method = PaymentMethod.objects.filter(pk=pm_id, contact=contact, removed_at__isnull=True).first()
         if payment_method is None:
-            raise ValidationFailed(f"payment_method_id: no saved payment method {pm_id} for this contact",
-                                   field="payment_method_id")
+            raise ValidationFailed(_("payment_method_id: no saved payment method %(id)s for this contact")
+                                   % {"id": pm_id}, field="payment_method_id")
     terms = data.get("payment_terms") or "due_on_receipt"
     if terms not in PAYMENT_TERM_DAYS:
-        raise ValidationFailed(f"payment_terms: must be one of {', '.join(PAYMENT_TERM_DAYS)}", field="payment_terms")
+        raise ValidationFailed(_("payment_terms: must be one of %(choices)s") % {"choices": ", ".join(PAYMENT_TERM_DAYS)},
+                               field="payment_terms")
     methods = data.get("accepted_payment_methods") or ["card", "bank_account"]
     if any(m not in ("card", "bank_account") for m in methods):
-        raise ValidationFailed("accepted_payment_methods: each must be card or bank_account",
+        raise ValidationFailed(_("accepted_payment_methods: each must be card or bank_account"),
                                field="accepted_payment_methods")
 
     today = clock.today()
@@ -178,7 +215,7 @@ def create_subscription(actor, data: dict[str, Any], *, allow_backdate: bool = T
 def upcoming(sub: Subscription, count: int) -> list[dict]:
     """The next ``count`` periods, from the same schedule code as the billing run."""
     if not 1 <= count <= 120:
-        raise ValidationFailed("count: must be between 1 and 120", field="count")
+        raise ValidationFailed(_("count: must be between 1 and 120"), field="count")
     if rules.is_terminal(sub.status) or sub.next_payment_date is None:
         return []
     n = sub.fixed_payments
@@ -205,7 +242,35 @@ def _transition(sub: Subscription, event: str) -> str:
     try:
         return rules.transition(sub.status, event).value
     except rules.InvalidTransition as exc:
-        raise Conflict(str(exc), field="status", code="invalid_status") from None
+        raise Conflict(transition_message(exc), field="status", code="invalid_status") from None
+
+
+def transition_message(exc: rules.InvalidTransition) -> str:
+    """An ``InvalidTransition`` (pure code, English) of pause, resume or cancel in the active language;
+    in English word for word the rules' own message."""
+    status = dict(Subscription._meta.get_field("status").choices).get(exc.status, exc.status)
+    final = rules.is_terminal(exc.status)
+    args = {"status": status}
+    if exc.event == "pause":
+        if final:
+            return _("Cannot pause the subscription: it is %(status)s, which is final. This is possible only when "
+                     "it is Active or Unpaid.") % args
+        return _("Cannot pause the subscription: it is %(status)s. This is possible only when it is Active or "
+                 "Unpaid.") % args
+    if exc.event == "resume":
+        if final:
+            return _("Cannot resume the subscription: it is %(status)s, which is final. This is possible only when "
+                     "it is Paused.") % args
+        return _("Cannot resume the subscription: it is %(status)s. This is possible only when it is Paused.") % args
+    if exc.event == "cancel":
+        return _("Cannot cancel the subscription: it is %(status)s, which is final. This is possible only when it "
+                 "is Active or Paused or Scheduled or Unpaid.") % args
+    return str(exc)
+
+
+def _status_word(obj) -> str:
+    """A record's status label in the active language, lower case, for inside a sentence."""
+    return str(obj.get_status_display()).lower()
 
 
 def current_period(sub: Subscription, on: dt.date | None = None) -> tuple[int, dt.date, dt.date] | None:
@@ -223,13 +288,14 @@ def update_subscription(actor, sub: Subscription, data: dict[str, Any], *, prora
     Returns (subscription, proration preview or None)."""
     sub = _locked(sub)
     if not rules.is_editable(sub.status):
-        raise Conflict(f"status: only active or scheduled subscriptions can be edited, this one is {sub.status}",
-                       field="status", code="not_editable")
+        raise Conflict(_("status: only active or scheduled subscriptions can be edited, this one is %(status)s")
+                       % {"status": _status_word(sub)}, field="status", code="not_editable")
     today = clock.today()
     if sub.next_payment_date and (sub.next_payment_date - today).days <= EDIT_FREEZE_DAYS:
-        raise Conflict(f"next_payment_date: the next payment is on {sub.next_payment_date}; a subscription cannot "
-                       f"be edited within {EDIT_FREEZE_DAYS} days of its next payment date", field="next_payment_date",
-                       code="edit_window_closed")
+        raise Conflict(_("next_payment_date: the next payment is on %(date)s; a subscription cannot be edited "
+                         "within %(days)s days of its next payment date")
+                       % {"date": shown_date(sub.next_payment_date), "days": EDIT_FREEZE_DAYS},
+                       field="next_payment_date", code="edit_window_closed")
     changes: dict[str, Any] = {}
     preview = None
     if "line_items" in data:
@@ -238,11 +304,13 @@ def update_subscription(actor, sub: Subscription, data: dict[str, Any], *, prora
                     number_of_payments=it.get("number_of_payments", sub.number_of_payments)) for it in data["line_items"]]
         items = clean_line_items(raw)
         if items[0]["currency"] != sub.currency:
-            raise ValidationFailed(f"line_items[0].unit_price.currency: must stay {sub.currency}",
+            raise ValidationFailed(_("%(field)s: must stay %(currency)s")
+                                   % {"field": "line_items[0].unit_price.currency", "currency": sub.currency},
                                    field="line_items[0].unit_price.currency")
         if items[0]["billing_frequency"] != sub.billing_frequency:
-            raise ValidationFailed("line_items[0].billing_frequency: the billing frequency cannot change; cancel and "
-                                   "create a new subscription instead", field="line_items[0].billing_frequency")
+            raise ValidationFailed(_("%(field)s: the billing frequency cannot change; cancel and create a new "
+                                     "subscription instead") % {"field": "line_items[0].billing_frequency"},
+                                   field="line_items[0].billing_frequency")
         new_amount = period_amount(items)
         preview = change_preview(sub, new_amount)
         SubscriptionItem.objects.filter(subscription=sub).delete()
@@ -251,8 +319,8 @@ def update_subscription(actor, sub: Subscription, data: dict[str, Any], *, prora
     if "next_payment_date" in data:
         new = data["next_payment_date"]
         if new is None or new <= today + dt.timedelta(days=EDIT_FREEZE_DAYS):
-            raise ValidationFailed(f"next_payment_date: must be more than {EDIT_FREEZE_DAYS} days from today",
-                                   field="next_payment_date")
+            raise ValidationFailed(_("next_payment_date: must be more than %(days)s days from today")
+                                   % {"days": EDIT_FREEZE_DAYS}, field="next_payment_date")
         # Re-anchor the schedule: the next period (billed_through + 1) now starts on the new date.
         changes.update(start_date=new, anchor_index=sub.billed_through + 1, next_payment_date=new)
     if "payment_method_id" in data:
@@ -261,13 +329,13 @@ def update_subscription(actor, sub: Subscription, data: dict[str, Any], *, prora
         pm = PaymentMethod.objects.filter(pk=data["payment_method_id"], contact_id=sub.contact_id,
                                           removed_at__isnull=True).first()
         if pm is None:
-            raise ValidationFailed(f"payment_method_id: no saved payment method {data['payment_method_id']} for the "
-                                   "billing contact", field="payment_method_id")
+            raise ValidationFailed(_("payment_method_id: no saved payment method %(id)s for the billing contact")
+                                   % {"id": data["payment_method_id"]}, field="payment_method_id")
         changes["payment_method"] = pm
     if "contact_id" in data:
         contact = _get(Contact, data["contact_id"], "contact_id")
         if contact is None:
-            raise ValidationFailed("contact_id: a subscription needs a billing contact", field="contact_id")
+            raise ValidationFailed(_("contact_id: a subscription needs a billing contact"), field="contact_id")
         changes["contact"] = contact
     for name in ("billing_address", "name", "owner_id", "payment_terms"):
         if name in data:
@@ -282,7 +350,8 @@ def update_subscription(actor, sub: Subscription, data: dict[str, Any], *, prora
                                    field="accepted_payment_methods")
         changes["accepted_payment_methods"] = list(dict.fromkeys(methods))
     if "payment_terms" in changes and changes["payment_terms"] not in PAYMENT_TERM_DAYS:
-        raise ValidationFailed(f"payment_terms: must be one of {', '.join(PAYMENT_TERM_DAYS)}", field="payment_terms")
+        raise ValidationFailed(_("payment_terms: must be one of %(choices)s") % {"choices": ", ".join(PAYMENT_TERM_DAYS)},
+                               field="payment_terms")
     sub = records.update(sub, actor, changes)
     if sub.end_date != sub.compute_end_date():
         sub = records.update(sub, actor, {"end_date": sub.compute_end_date()})
@@ -355,16 +424,17 @@ def cancel_preview(sub: Subscription, mode: str) -> dict:
 def cancel(actor, sub: Subscription, mode: str, confirm: bool) -> tuple[Subscription, int]:
     """Cancel (R-MAN-2). Returns (subscription, refunded minor units). A pending bank debit is left as it is."""
     if mode not in ("immediately", "end_of_period", "refund_unused"):
-        raise ValidationFailed("mode: must be immediately, end_of_period or refund_unused", field="mode")
+        raise ValidationFailed(_("mode: must be immediately, end_of_period or refund_unused"), field="mode")
     if confirm is not True:
-        raise ValidationFailed("confirm: tick \"I understand the customer will not be charged again\" (confirm: true)",
-                               field="confirm")
+        raise ValidationFailed(_("confirm: tick \"I understand the customer will not be charged again\" "
+                                 "(confirm: true)"), field="confirm")
     sub = _locked(sub)
     if rules.is_terminal(sub.status):
-        raise Conflict(f"status: the subscription is {sub.status} already", field="status", code="invalid_status")
+        raise Conflict(_("status: the subscription is %(status)s already") % {"status": _status_word(sub)},
+                       field="status", code="invalid_status")
     if sub.cancel_at and mode == "end_of_period":
-        raise Conflict(f"cancel_at: the subscription is already set to cancel on {sub.cancel_at}", field="cancel_at",
-                       code="already_canceling")
+        raise Conflict(_("cancel_at: the subscription is already set to cancel on %(date)s")
+                       % {"date": shown_date(sub.cancel_at)}, field="cancel_at", code="already_canceling")
     now = clock.now()
     preview = cancel_preview(sub, mode)
     refunded = 0
@@ -404,6 +474,6 @@ def delete_subscription(actor, sub: Subscription) -> None:
     """Permanent; only canceled or expired subscriptions (R-MAN-4)."""
     sub = _locked(sub)
     if not rules.is_deletable(sub.status):
-        raise Conflict(f"status: only canceled or expired subscriptions can be deleted; this one is {sub.status}",
-                       field="status", code="not_deletable")
+        raise Conflict(_("status: only canceled or expired subscriptions can be deleted; this one is %(status)s")
+                       % {"status": _status_word(sub)}, field="status", code="not_deletable")
     records.delete(sub, actor)

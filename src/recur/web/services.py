@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.db.models import Max
+from django.utils.translation import gettext as _
 
 from recur.core import clock
 from recur.core.errors import NotFound, ValidationFailed
@@ -23,16 +24,16 @@ def views_of(user, object_type: str = "subscription"):
 def get_view(user, view_id) -> SavedView:
     view = SavedView.objects.filter(owner=user, pk=view_id).first() if str(view_id).isdigit() else None
     if view is None:
-        raise NotFound(f"No saved view with id {view_id}")
+        raise NotFound(_("No saved view with id %(id)s") % {"id": view_id})
     return view
 
 
 def _name(name: str) -> str:
     name = (name or "").strip()
     if not name:
-        raise ValidationFailed("name: a view needs a name", field="name")
+        raise ValidationFailed(_("name: a view needs a name"), field="name")
     if len(name) > 100:
-        raise ValidationFailed("name: at most 100 characters", field="name")
+        raise ValidationFailed(_("name: at most %(count)s characters") % {"count": 100}, field="name")
     return name
 
 
@@ -42,9 +43,10 @@ def create_view(user, name: str, state: dict, object_type: str = "subscription")
     name = _name(name)
     mine = views_of(user, object_type)
     if mine.filter(name__iexact=name).exists():
-        raise ValidationFailed(f"name: you have a view called {name!r} already", field="name")
+        raise ValidationFailed(_("name: you have a view called %(name)s already") % {"name": repr(name)},
+                               field="name")
     if mine.count() >= MAX_VIEWS:
-        raise ValidationFailed(f"name: at most {MAX_VIEWS} views", field="name")
+        raise ValidationFailed(_("name: at most %(count)s views") % {"count": MAX_VIEWS}, field="name")
     now = clock.now()
     position = (mine.aggregate(m=Max("position"))["m"] or 0) + 1
     return SavedView.objects.create(owner=user, object_type=object_type, name=name, filters=state["filters"],
@@ -58,7 +60,8 @@ def update_view(user, view: SavedView, *, name: str | None = None, state: dict |
     if name is not None:
         name = _name(name)
         if views_of(user, view.object_type).filter(name__iexact=name).exclude(pk=view.pk).exists():
-            raise ValidationFailed(f"name: you have a view called {name!r} already", field="name")
+            raise ValidationFailed(_("name: you have a view called %(name)s already") % {"name": repr(name)},
+                                   field="name")
         view.name = name
     if state is not None:
         view.filters, view.columns, view.sort = state["filters"], state["columns"], state["sort"]

@@ -18,6 +18,7 @@ from recur.core.auth import UI_LANGUAGES, create_user, set_user_language
 from recur.core.errors import ServiceError
 from recur.core.models import User
 from recur.crm.models import Company, Contact, Deal, Product
+from recur.web import forms as wf
 
 PAGE = 50
 
@@ -50,7 +51,7 @@ def setup(request):
                     name=form.cleaned_data["name"], language=request.LANGUAGE_CODE or "en",
                 )
         except ServiceError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message.split(": ", 1)[-1])
+            form.add_error(exc.field if exc.field in form.fields else None, wf.service_message(exc))
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             return redirect("home")

@@ -37,27 +37,40 @@ def _get(record_type: str, pk: int):
     return obj
 
 
+def _parse(template: str, text: str) -> dict | None:
+    """The placeholders' values when ``text`` is ``template`` filled in, else None. ``template`` is a
+    service's msgid through gettext: the service raised it in the same (active) language."""
+    pattern = re.escape(template)
+    for name in dict.fromkeys(re.findall(r"%\((\w+)\)s", template)):
+        pattern = pattern.replace(re.escape(f"%({name})s"), f"(?P<{name}>.+?)", 1)
+    m = re.fullmatch(pattern, text)
+    return m.groupdict() if m else None
+
+
+def _unquote(value: str) -> str:
+    return value[1:-1] if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"" else value
+
+
 def message_of(exc: ServiceError) -> str:
-    """A service error in the user's language where we know it; else its own (English) text."""
+    """A service error for beside its field. Services raise their messages in the user's language;
+    a few read better reworded here (a sentence that starts with an e-mail address, a quoted value).
+    The service's message is recognised through its own msgid, so this works in every language."""
     text = exc.message
-    m = re.search(r"(\S+@\S+) already belongs to another contact", text)
-    if m:
-        return _("%(email)s already belongs to another contact.") % {"email": m.group(1)}
-    if "already belongs to another contact" in text:
+    if m := _parse(_("%(field)s: %(email)s already belongs to another contact"), text):
+        return _("%(email)s already belongs to another contact.") % {"email": m["email"]}
+    if text == _("email: this e-mail address already belongs to another contact"):
         return _("This e-mail address already belongs to another contact.")
-    m = re.search(r"'([^']*)' is not a valid domain name", text)
-    if m:
-        return _("“%(value)s” is not a valid domain name.") % {"value": m.group(1)}
-    m = re.search(r"'([^']*)' is not a valid e-mail address", text)
-    if m:
-        return _("“%(value)s” is not a valid e-mail address.") % {"value": m.group(1)}
-    if "associate a contact with the deal first" in text:
+    if m := _parse(_("%(field)s: %(value)s is not a valid domain name"), text):
+        return _("“%(value)s” is not a valid domain name.") % {"value": _unquote(m["value"])}
+    if m := _parse(_("%(field)s: %(value)s is not a valid e-mail address"), text):
+        return _("“%(value)s” is not a valid e-mail address.") % {"value": _unquote(m["value"])}
+    if text == _("contact_id: associate a contact with the deal first"):
         return _("Associate a contact with the deal first: converting bills that contact.")
-    if "the deal has no line items" in text:
+    if text == _("line_items: the deal has no line items"):
         return _("The deal has no line items: add them first.")
-    if "there are no recurring line items" in text:
+    if text == _("line_items: there are no recurring line items; convert to an invoice instead"):
         return _("The deal has no recurring line items: convert it to an invoice instead.")
-    if "there are recurring line items" in text:
+    if text == _("line_items: there are recurring line items; convert to a subscription instead"):
         return _("The deal has recurring line items: convert it to a subscription instead.")
     return wf.service_message(exc)
 

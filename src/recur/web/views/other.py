@@ -47,7 +47,7 @@ def associate_subscription(request, record_type, pk):
         try:
             records.associate(request.user, sub, obj)
         except ServiceError as exc:
-            messages.error(request, exc.message)
+            messages.error(request, wf.service_message(exc))
         else:
             messages.success(request, _("“%(sub)s” is associated with %(obj)s.") % {"sub": sub.name, "obj": obj})
         return redirect(back)
