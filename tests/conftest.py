@@ -69,6 +69,16 @@ def _fresh_engine_state():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _fresh_account_settings():
+    """The account's settings are cached in the process; a test's rolled-back changes must not leak."""
+    from recur.core import account
+
+    account.forget()
+    yield
+    account.forget()
+
+
 @pytest.fixture
 def on():
     """Pin Recur's clock to a date (9:00 in the account's time zone); call again to move it."""

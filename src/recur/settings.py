@@ -4,7 +4,8 @@ DATABASE_URL      default: SQLite file under RECUR_DATA_DIR (default ./var), WAL
 RECUR_PROCESSOR   builtin | stripe
 STRIPE_API_KEY, STRIPE_API_BASE, STRIPE_WEBHOOK_SECRET   the Stripe processor (docs/stripe.md)
 EMAIL_URL         smtp://user:pass@host:port  (default: local outbox only)
-RECUR_TIME_ZONE   the account's time zone (default Europe/Amsterdam)
+RECUR_TIME_ZONE   the default account time zone of a fresh installation (Europe/Amsterdam); the Settings
+                  page changes it (recur.core.account)
 RECUR_TEST_MODE   1 enables the simulated clock and test payment details
 """
 
@@ -78,6 +79,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "recur.core.middleware.UserLanguageMiddleware",
+    "recur.core.middleware.AccountTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "recur.api.idempotency.IdempotencyMiddleware",
@@ -139,7 +141,7 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_I18N = True
 USE_TZ = True
 TIME_ZONE = "UTC"
-RECUR_TIME_ZONE = os.environ.get("RECUR_TIME_ZONE", "Europe/Amsterdam")
+RECUR_TIME_ZONE = os.environ.get("RECUR_TIME_ZONE", "Europe/Amsterdam")  # default only: see recur.core.account
 
 # --- static --------------------------------------------------------------
 STATIC_URL = "static/"
@@ -164,7 +166,8 @@ LOGGING = {
 # --- billing ----------------------------------------------------------------
 RECUR_WORKER_JOBS: list[str] = ["recur.billing.engine.tick", "recur.notifications.services.deliver_due"]
 # Dunning (R-BILL-6): retry a failed charge this many days after each failure; then
-# "stay_past_due" or "cancel".
+# "stay_past_due" or "cancel". Defaults of a fresh installation: the Settings page changes them
+# (recur.core.account; read through account.current(), never from here).
 RECUR_DUNNING_RETRY_DAYS = [int(d) for d in os.environ.get("RECUR_DUNNING_RETRY_DAYS", "3,5,7").split(",") if d.strip()]
 RECUR_DUNNING_FINAL_ACTION = os.environ.get("RECUR_DUNNING_FINAL_ACTION", "stay_past_due")
 # An attempt left "started" this long (a crash between charging and recording) is settled again.

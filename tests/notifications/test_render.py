@@ -12,6 +12,7 @@ from django.utils import translation
 from recur.notifications import services
 from recur.notifications.models import KINDS, AccountSettings, OutboxMessage
 
+pytestmark = pytest.mark.django_db  # dates are shown in the account's time zone, a setting in the database
 EUR = services.money
 CARD = {"type": "card", "brand": "mastercard", "last4": "5454"}
 SAMPLES = {

@@ -539,18 +539,18 @@ def test_invoice_and_payment_lists(seller, make_sub, on):
 
 def test_settings_page_reminders(seller, admin):
     page = html(seller.get("/settings/"))
-    assert "Europe/Amsterdam" in page and "3, 5, 7 days after each failure" in page
-    page = html(seller.post("/settings/", {"reminder_enabled": "on", "reminder_days": "0"}))
+    assert "Europe/Amsterdam" in page and "retries 3, 8, 15 days after the first failed payment" in page
+    page = html(seller.post("/settings/", {"section": "reminders", "reminder_enabled": "on", "reminder_days": "0"}))
     assert "Ensure this value is greater than or equal to 1." in page
     assert not AccountSettings.load().reminder_enabled
-    seller.post("/settings/", {"reminder_enabled": "on", "reminder_days": "10"})
+    seller.post("/settings/", {"section": "reminders", "reminder_enabled": "on", "reminder_days": "10"})
     account = AccountSettings.load()
     assert account.reminder_enabled and account.reminder_days == 10
     user = create_user("bob@example.com", "correct-horse-9", name="Bob")
     c = Client()
     c.force_login(user)
-    assert "Only super admins can change this." in html(c.get("/settings/"))
-    assert c.post("/settings/", {"reminder_days": "20"}).status_code == 403
+    assert "Only super admins can change these settings." in html(c.get("/settings/"))
+    assert c.post("/settings/", {"section": "reminders", "reminder_days": "20"}).status_code == 403
 
 
 def test_pages_in_dutch(seller, make_sub, on, admin):

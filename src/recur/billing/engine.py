@@ -33,6 +33,7 @@ from django.db import connection, transaction
 from django.db.models import Min
 
 from recur.billing.models import BillingCycle, Invoice, InvoiceSequence, Payment, PaymentAttempt
+from recur.core import account as account_store
 from recur.core import clock
 from recur.core.db import db_adapter, execute_many, insert_many, insert_returning_ids
 from recur.core.money import line_amounts
@@ -49,12 +50,12 @@ BATCH = 1000
 
 def retry_days() -> list[int]:
     """Days after a failure on which a charge is retried (R-BILL-6; default 3, 5, 7)."""
-    return list(getattr(settings, "RECUR_DUNNING_RETRY_DAYS", [3, 5, 7]))
+    return list(account_store.current().dunning_retry_days)
 
 
 def dunning_policy() -> str:
     """What happens after the last retry fails: "stay_past_due" or "cancel"."""
-    return getattr(settings, "RECUR_DUNNING_FINAL_ACTION", "stay_past_due")
+    return account_store.current().dunning_final_action
 
 
 def install_id() -> str:

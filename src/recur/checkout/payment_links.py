@@ -62,7 +62,7 @@ from django.views.decorators.debug import sensitive_variables
 from recur.billing.engine import install_id
 from recur.billing.models import BillingCycle, Invoice, InvoiceLine, Payment, PaymentAttempt
 from recur.checkout.models import CheckoutSession, PaymentLink, PaymentLinkItem
-from recur.core import clock, records
+from recur.core import account, clock, records
 from recur.core.errors import Conflict, NotFound, ServiceError, ValidationFailed
 from recur.core.money import line_amounts
 from recur.crm import quotes as quote_services
@@ -111,7 +111,7 @@ def create_payment_link(actor, data: dict[str, Any]) -> PaymentLink:
         field = str(exc).split(":", 1)[0]
         raise ValidationFailed(f"line_items: {exc}", field=f"line_items.{field}") from None
     methods = data.get("accepted_payment_methods")
-    methods = list(METHODS) if methods is None else list(methods)
+    methods = account.default_payment_methods() if methods is None else list(methods)
     if not methods or any(m not in METHODS for m in methods):
         raise ValidationFailed("accepted_payment_methods: one or more of card, bank_account",
                                field="accepted_payment_methods")

@@ -35,7 +35,10 @@ def now() -> dt.datetime:
 
 
 def account_zone() -> ZoneInfo:
-    return ZoneInfo(settings.RECUR_TIME_ZONE)
+    """The account's time zone (Settings page; RECUR_TIME_ZONE is the default of a fresh installation)."""
+    from recur.core import account
+
+    return account.current().zone
 
 
 def today() -> dt.date:

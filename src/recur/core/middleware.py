@@ -1,4 +1,4 @@
-from django.utils import translation
+from django.utils import timezone, translation
 
 
 class UserLanguageMiddleware:
@@ -16,3 +16,16 @@ class UserLanguageMiddleware:
         response = self.get_response(request)
         response.headers.setdefault("Content-Language", translation.get_language())
         return response
+
+
+class AccountTimeZoneMiddleware:
+    """Pages show times in the account's time zone (Settings page), the zone billing dates are computed in."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from recur.core import clock
+
+        with timezone.override(clock.account_zone()):
+            return self.get_response(request)

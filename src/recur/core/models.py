@@ -137,3 +137,76 @@ class Record(models.Model):
 
     class Meta:
         abstract = True
+
+
+# --- the account's settings -------------------------------------------------------------------------
+# The environment (RECUR_TIME_ZONE, RECUR_DUNNING_RETRY_DAYS, RECUR_DUNNING_FINAL_ACTION) only gives the
+# defaults of a fresh installation; once a super admin saves the Settings page, the row below decides.
+
+
+def default_time_zone() -> str:
+    from django.conf import settings
+
+    return settings.RECUR_TIME_ZONE
+
+
+def default_retry_days() -> list[int]:
+    from django.conf import settings
+
+    return list(settings.RECUR_DUNNING_RETRY_DAYS)
+
+
+def default_final_action() -> str:
+    from django.conf import settings
+
+    return settings.RECUR_DUNNING_FINAL_ACTION
+
+
+def default_payment_methods() -> list[str]:
+    return ["card", "bank_account"]
+
+
+def all_buyer_email_kinds() -> list[str]:
+    from recur.notifications.models import BUYER_KINDS
+
+    return list(BUYER_KINDS)
+
+
+class AccountSettings(models.Model):
+    """The account's settings: one row (pk=1), edited by super admins on the Settings page.
+
+    Read them through ``recur.core.account.current()`` (one query per request or worker round, not per
+    subscription); change them through ``recur.core.account.update()`` (validated, recorded in the change
+    history as record type "account_settings"). No row yet means the defaults above.
+    """
+
+    STAY_PAST_DUE, CANCEL = "stay_past_due", "cancel"
+    FINAL_ACTIONS = [(STAY_PAST_DUE, _("Leave it unpaid (past due)")), (CANCEL, _("Cancel the subscription"))]
+    PAYMENT_METHODS = [("card", _("Card")), ("bank_account", _("Bank debit"))]
+
+    time_zone = models.CharField(_("time zone"), max_length=64, default=default_time_zone)
+    # Days after each failed try on which the charge is tried again (R-BILL-6).
+    dunning_retry_days = models.JSONField(_("retry schedule"), default=default_retry_days)
+    dunning_final_action = models.CharField(_("after the last retry"), max_length=20, choices=FINAL_ACTIONS,
+                                            default=default_final_action)
+    # Pre-filled on new payment links and manually collected subscriptions (R-NEW-3).
+    default_payment_methods = models.JSONField(_("accepted payment methods"), default=default_payment_methods)
+    # R-SIGN-2: a subscription converted from a quote or deal is associated with its billing contact.
+    associate_billing_contacts = models.BooleanField(_("associate billing contacts"), default=True)
+    # E-mail (R-BILL-2..4).
+    reminder_enabled = models.BooleanField(_("send payment reminders"), default=False)
+    reminder_days = models.PositiveSmallIntegerField(_("days before the payment"), default=14)
+    sender_name = models.CharField(_("sender name"), max_length=200, blank=True)
+    sender_email = models.EmailField(_("sender e-mail"), blank=True)
+    buyer_emails_enabled = models.JSONField(default=all_buyer_email_kinds)  # buyer kinds that are sent
+    updated_at = models.DateTimeField(_("last changed"), null=True, blank=True)
+    updated_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        verbose_name = _("account settings")
+        verbose_name_plural = _("account settings")
+
+    @classmethod
+    def load(cls) -> AccountSettings:
+        """The row as stored (not cached), or an unsaved one holding the defaults."""
+        return cls.objects.filter(pk=1).select_related("updated_by").first() or cls(pk=1)

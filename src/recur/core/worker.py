@@ -22,6 +22,9 @@ def jobs():
 
 
 def run_once() -> dict[str, int]:
+    from recur.core import account
+
+    account.forget()  # each round reads the account's settings afresh (once: they are cached for the round)
     done = {}
     for job in jobs():
         name = f"{job.__module__}.{job.__name__}"

@@ -1,4 +1,4 @@
-"""The e-mail outbox and notification settings (R-BILL-2..4, R-ALL-5).
+"""The e-mail outbox and the users' notification switches (R-BILL-2..4, R-ALL-5).
 
 The outbox is the source of truth: a message exists once its row is committed
 (in the same transaction as the change that caused it, DESIGN rule 4), and the
@@ -80,19 +80,10 @@ class NotificationSetting(models.Model):
         constraints = [models.UniqueConstraint(fields=["user", "kind"], name="uniq_notification_setting")]
 
 
-def _all_buyer_kinds() -> list[str]:
+def _all_buyer_kinds() -> list[str]:  # kept for migration 0001
     return list(BUYER_KINDS)
 
 
-class AccountSettings(models.Model):
-    """The account's e-mail settings: one row (pk=1)."""
-
-    reminder_enabled = models.BooleanField(_("send payment reminders"), default=False)
-    reminder_days = models.PositiveSmallIntegerField(_("days before the payment"), default=14)
-    sender_name = models.CharField(_("sender name"), max_length=200, blank=True)
-    sender_email = models.EmailField(_("sender e-mail"), blank=True)
-    buyer_emails_enabled = models.JSONField(default=_all_buyer_kinds)  # buyer kinds that are sent
-
-    @classmethod
-    def load(cls) -> AccountSettings:
-        return cls.objects.get_or_create(pk=1)[0]
+# The account's e-mail settings (reminders, sender, buyer e-mails) are part of the account's settings,
+# which moved to recur.core (migration core 0002 keeps the existing row). Re-exported for older imports.
+from recur.core.models import AccountSettings  # noqa: E402,F401

@@ -55,7 +55,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import default_storage
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.serializers.json import DjangoJSONEncoder
@@ -65,9 +65,10 @@ from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from recur.core import account as account_store
 from recur.core import clock
 from recur.core.db import db_value, insert_many
-from recur.core.errors import ValidationFailed, from_django_validation
+from recur.core.errors import ValidationFailed
 from recur.core.models import User
 from recur.notifications.models import (
     ADMIN_KINDS,
@@ -111,9 +112,9 @@ def money(minor: int, currency: str) -> dict:
 
 # --- queueing ----------------------------------------------------------------
 
-def account_settings() -> AccountSettings:
-    """The account's settings, without writing a row when there is none yet."""
-    return AccountSettings.objects.filter(pk=1).first() or AccountSettings(pk=1)
+def account_settings() -> account_store.Snapshot:
+    """The account's settings (recur.core.account: cached per request and worker round)."""
+    return account_store.current()
 
 
 def sender(account: AccountSettings) -> tuple[str, str]:
@@ -237,27 +238,13 @@ def set_user_kind(user: User, kind: str, enabled: bool) -> None:
     NotificationSetting.objects.update_or_create(user=user, kind=kind, defaults={"enabled": enabled})
 
 
-@transaction.atomic
-def update_account_settings(**fields) -> AccountSettings:
-    """Change the account's e-mail settings (reminders, sender, buyer kinds)."""
-    account = AccountSettings.objects.select_for_update().filter(pk=1).first() or AccountSettings(pk=1)
-    for name, value in fields.items():
-        if name not in {"reminder_enabled", "reminder_days", "sender_name", "sender_email", "buyer_emails_enabled"}:
+def update_account_settings(actor=None, **fields) -> AccountSettings:
+    """Change the account's e-mail settings (reminders, sender, buyer kinds); recur.core.account checks,
+    saves and records the change."""
+    for name in fields:
+        if name not in account_store.EMAIL_FIELDS:
             raise ValidationFailed(_("%(field)s: not an e-mail setting") % {"field": name}, field=name)
-        setattr(account, name, value)
-    unknown = set(account.buyer_emails_enabled) - set(BUYER_KINDS)
-    if unknown:
-        raise ValidationFailed(_("buyer_emails_enabled: unknown kinds %(values)s") % {"values": sorted(unknown)},
-                               field="buyer_emails_enabled")
-    if not 1 <= account.reminder_days <= 365:
-        raise ValidationFailed(_("reminder_days: must be between %(min)s and %(max)s") % {"min": 1, "max": 365},
-                               field="reminder_days")
-    try:
-        account.full_clean()
-    except ValidationError as exc:
-        raise from_django_validation(exc) from None
-    account.save()
-    return account
+    return account_store.update(actor, fields)
 
 
 @transaction.atomic

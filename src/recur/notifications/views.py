@@ -6,7 +6,6 @@ R-ALL-5 (the outbox is the delivery without SMTP), R-BILL-3 (reminders), R-BILL-
 from __future__ import annotations
 
 from django import forms
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -15,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
+from recur.core import clock
 from recur.core.errors import ServiceError
 from recur.notifications import services
 from recur.notifications.models import ADMIN_KINDS, BUYER_KINDS, KINDS, OutboxMessage
@@ -39,7 +39,7 @@ def outbox(request):
     return render(request, "notifications/outbox.html", {
         "rows": [(m, BADGES[m.status]) for m in rows[:PAGE]], "next": rows[PAGE - 1].pk if len(rows) > PAGE else None,
         "status": status, "kind": kind, "statuses": OutboxMessage.STATUSES, "kinds": KINDS.items(),
-        "smtp": f"{config.host}:{config.port}" if config else "", "tz": settings.RECUR_TIME_ZONE,
+        "smtp": f"{config.host}:{config.port}" if config else "", "tz": clock.account_zone().key,
     })
 
 
@@ -55,7 +55,7 @@ def outbox_detail(request, pk: int):
     name, address = services.sender(account)
     return render(request, "notifications/outbox_detail.html", {
         "m": message, "badge": BADGES[message.status], "subject": subject, "text": text, "html": html,
-        "render_error": error, "sender": f"{name} <{address}>", "tz": settings.RECUR_TIME_ZONE,
+        "render_error": error, "sender": f"{name} <{address}>", "tz": clock.account_zone().key,
         "attachments": message.context.get("attachments") or [],
     })
 
@@ -91,7 +91,7 @@ def email_settings(request):
             form = AccountForm(request.POST)
             if form.is_valid():
                 try:
-                    services.update_account_settings(**form.cleaned_data)
+                    services.update_account_settings(request.user, **form.cleaned_data)
                 except ServiceError as exc:
                     form.add_error(exc.field if exc.field in form.fields else None, exc.message)
                 else:

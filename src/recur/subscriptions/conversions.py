@@ -2,7 +2,8 @@
 
 Recurring line items are grouped by the R-SIGN-4 key: each group becomes one
 subscription; one-time items go on a one-off invoice. Every record made is
-associated with the contact, the company, the deal and the quote.
+associated with the company, the deal and the quote; a subscription with its billing contact
+only when the account setting "associate billing contacts" is on (R-SIGN-2).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from recur.billing import services as billing
-from recur.core import records
+from recur.core import account, records
 from recur.core.errors import Conflict, ValidationFailed
 from recur.crm import quotes
 from recur.crm.models import Company, Deal, Quote
@@ -56,6 +57,7 @@ def _to_subscriptions(actor, *, contact, items, deal, quote, options: dict) -> d
         create_subscription(actor, {
             **options, "contact_id": contact.pk, "company_id": company.pk if company else None,
             "deal_ids": [deal.pk] if deal else [], "quote_id": quote.pk if quote else None, "line_items": group,
+            "associate_billing_contact": account.current().associate_billing_contacts,
         }, allow_backdate=False)
         for group in groups
     ]

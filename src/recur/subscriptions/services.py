@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from recur.billing import proration
-from recur.core import clock, records
+from recur.core import account, clock, records
 from recur.core.errors import Conflict, ValidationFailed, shown_date
 from recur.core.money import line_amounts
 from recur.crm import quotes
@@ -176,7 +176,7 @@ def create_subscription(actor, data: dict[str, Any], *, allow_backdate: bool = T
     if terms not in PAYMENT_TERM_DAYS:
         raise ValidationFailed(_("payment_terms: must be one of %(choices)s") % {"choices": ", ".join(PAYMENT_TERM_DAYS)},
                                field="payment_terms")
-    methods = data.get("accepted_payment_methods") or ["card", "bank_account"]
+    methods = data.get("accepted_payment_methods") or account.default_payment_methods()
     if any(m not in ("card", "bank_account") for m in methods):
         raise ValidationFailed(_("accepted_payment_methods: each must be card or bank_account"),
                                field="accepted_payment_methods")
@@ -202,7 +202,8 @@ def create_subscription(actor, data: dict[str, Any], *, allow_backdate: bool = T
         "owner_id": data.get("owner_id") or getattr(actor, "pk", None),
     })
     SubscriptionItem.objects.bulk_create(_item_rows(sub, items))
-    records.associate(actor, sub, contact, "billing_contact")
+    if data.get("associate_billing_contact", True):  # conversions follow the account setting (R-SIGN-2)
+        records.associate(actor, sub, contact, "billing_contact")
     for other in [company, quote, *deals]:
         if other is not None:
             records.associate(actor, sub, other)

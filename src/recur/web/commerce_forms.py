@@ -9,6 +9,7 @@ import re
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from recur.core import account
 from recur.crm.models import BILLING_FREQUENCIES, BILLING_TERMS, Deal
 from recur.subscriptions.models import PAYMENT_TERMS
 from recur.web import forms as wf
@@ -94,7 +95,7 @@ class PaymentLinkForm(forms.Form):
     currency = forms.ChoiceField(label=_("Currency"), choices=[(c, c) for c in wf.CURRENCIES], initial="EUR")
     accepted_payment_methods = forms.MultipleChoiceField(
         label=_("Accepted payment methods"), widget=forms.CheckboxSelectMultiple, choices=METHOD_CHOICES,
-        initial=["card", "bank_account"],
+        initial=account.default_payment_methods,
         error_messages={"required": _("Choose at least one payment method the buyer may use.")})
     collect_billing_address = forms.BooleanField(label=_("Collect billing address"), required=False)
     collect_shipping_address = forms.BooleanField(label=_("Collect shipping address"), required=False)
@@ -172,7 +173,7 @@ class ConvertForm(forms.Form):
         if d["collection"] == "auto_charge":
             return {"collection": "auto_charge", "payment_method_id": d["payment_method"]}
         return {"collection": "manual", "payment_terms": d["payment_terms"], "accept_online_payments": True,
-                "accepted_payment_methods": ["card", "bank_account"]}
+                "accepted_payment_methods": account.default_payment_methods()}
 
 
 CONVERT_FIELD_MAP = {"payment_method_id": "payment_method", "payment_terms": "payment_terms",

@@ -14,6 +14,7 @@ from decimal import Decimal
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from recur.core import account
 from recur.core.money import currency_exponent, parse_amount, validate_currency
 from recur.crm.models import BILLING_FREQUENCIES, BILLING_TERMS, Company, Contact, Product
 from recur.subscriptions.models import CANCEL_MODES, PAYMENT_TERMS
@@ -244,7 +245,7 @@ class WizardForm(AddressMixin):
     accept_online_payments = forms.BooleanField(label=_("Accept online payments"), required=False, initial=True)
     accepted_payment_methods = forms.MultipleChoiceField(
         label=_("Accepted payment methods"), required=False, widget=forms.CheckboxSelectMultiple,
-        initial=["card", "bank_account"], choices=[("card", _("Card")), ("bank_account", _("Bank debit"))])
+        initial=account.default_payment_methods, choices=[("card", _("Card")), ("bank_account", _("Bank debit"))])
     collect_billing_address = forms.BooleanField(label=_("Collect billing address"), required=False)
     collect_shipping_address = forms.BooleanField(label=_("Collect shipping address"), required=False)
     save_payment_method = forms.BooleanField(label=_("Save payment method for future charges"), required=False)

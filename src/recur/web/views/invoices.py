@@ -4,7 +4,6 @@ recording a payment received outside the processor (R-KIND-2)."""
 from __future__ import annotations
 
 from django import forms
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
@@ -164,5 +163,5 @@ def invoice_detail(request, pk):
         "payments": payments, "attempts": attempts, "emails": emails, "form": form,
         "pdf": invoice_pdf_url(invoice), "hosted": hosted_invoice_url(invoice),
         "history": history,
-        "address": invoice.billing_address or {}, "tz": settings.RECUR_TIME_ZONE,
+        "address": invoice.billing_address or {}, "tz": clock.account_zone().key,
     })

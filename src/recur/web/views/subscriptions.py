@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
@@ -307,7 +306,7 @@ def detail_context(sub: Subscription) -> dict:
         "badge": ix.STATUS_BADGES.get(sub.status, "grey"), "edit_block": edit_block_reason(sub),
         "can_pause": sub.status in ("active", "past_due"), "can_resume": sub.status == "paused",
         "can_cancel": not rules.is_terminal(sub.status), "can_delete": rules.is_deletable(sub.status),
-        "address": sub.billing_address or {}, "tz": settings.RECUR_TIME_ZONE,
+        "address": sub.billing_address or {}, "tz": clock.account_zone().key,
         "invoice_page_options": _invoice_page_options(sub),
     }
 
