@@ -79,6 +79,17 @@ def _fresh_account_settings():
     account.forget()
 
 
+@pytest.fixture(autouse=True)
+def _english_to_start():
+    """Services translate their errors in the active language, and a request through the test client leaves
+    its language active in the thread: every test starts in English, as a fresh process does."""
+    from django.utils import translation
+
+    translation.activate("en")
+    yield
+    translation.deactivate()
+
+
 @pytest.fixture
 def on():
     """Pin Recur's clock to a date (9:00 in the account's time zone); call again to move it."""
