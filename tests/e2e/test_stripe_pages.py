@@ -64,7 +64,7 @@ def test_update_payment_method_with_stripe_clears_a_past_due_subscription(admin,
     expect(page.locator('[data-status="past_due"]')).to_have_text("Unpaid")
     assert page.locator("#payform").get_attribute("data-stripe-secret").startswith("seti_")
     expect(page.get_by_label("Card number")).to_have_count(0)  # no raw card field of ours on a Stripe page
-    expect(page.get_by_test_id("no-bank-entry")).to_be_visible()  # bank debit is not offered with Stripe
+    expect(page.get_by_test_id("sepa-mandate")).to_be_hidden()  # card chosen: the SEPA pane is hidden
     fill_element(page, DECLINED)
     shot("1-stripe-element")
 
@@ -107,6 +107,35 @@ def test_a_card_saved_but_declined_on_charge_then_another_card(admin, on_stripe,
     expect(page.locator('[data-status="active"]')).to_have_text("Active")
     sub.refresh_from_db()
     assert sub.status == "active" and sub.payment_method.last4 == "4242"
+
+
+def test_sepa_direct_debit_on_the_update_page(admin, on_stripe, page, shot):
+    """A euro subscription: the buyer may give an IBAN instead (SEPA Direct Debit through Stripe.js)."""
+    contact = make_contact(admin, language="en")
+    sub = make_subscription(admin, contact, card_number=FAILS_CHARGES)
+    page.goto(page.base + f"/billing/update/{links.update_payment_method_token(sub)}/")
+    page.locator("label.method", has_text="Bank account").click()
+    expect(page.get_by_test_id("sepa-mandate")).to_be_visible()
+    # first without an IBAN: Stripe refuses it, the page says so and nothing changes
+    page.get_by_label("Account holder").fill("Anna de Vries")
+    page.get_by_role("button", name="Save and pay €49.00").click()
+    expect(page.get_by_test_id("payment-error")).to_contain_text("This bank account could not be saved.")
+    expect(page.locator("#method_bank_account")).to_be_checked()
+    expect(page.get_by_label("Account holder")).to_have_value("Anna de Vries")
+
+    page.get_by_label("IBAN").fill("DE89 3704 0044 0532 0130 00")
+    shot("1-sepa")
+    page.get_by_role("button", name="Save and pay €49.00").click()
+    expect(page.get_by_role("status")).to_contain_text("Thank you — your payment of €49.00 succeeded.")
+    expect(page.get_by_test_id("current-method")).to_contain_text("····3000")
+    shot("2-paid")
+    sub.refresh_from_db()
+    pm = sub.payment_method
+    assert sub.status == "active" and (pm.processor, pm.type, pm.last4) == ("stripe", "bank_account", "3000")
+    with connection.cursor() as cursor:  # the IBAN never reached Recur
+        for table in connection.introspection.table_names(cursor):
+            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")
+            assert "DE89370400440532013000" not in repr(cursor.fetchall()), table
 
 
 def test_pay_an_invoice_with_stripe(admin, on_stripe, page, shot):

@@ -48,9 +48,31 @@ def test_stripe_entry_is_a_setup_intent_for_the_customer(pages, contact, sc, loc
     # a buyer not known yet (a payment link): a SetupIntent without a customer
     anonymous = payments.method_entry(None, ["card"])
     assert sc.v1.setup_intents.retrieve(anonymous.client_secret.split("_secret_")[0]).customer is None
-    # bank debit only: nothing the page can collect with Stripe, and no SetupIntent
-    bank_only = payments.method_entry(contact, ["bank_account"])
+    # bank debit only, not in euros: nothing the page can collect with Stripe, and no SetupIntent
+    bank_only = payments.method_entry(contact, ["bank_account"], currency="USD")
     assert bank_only.methods == () and bank_only.unavailable == ("bank_account",) and not bank_only.client_secret
+
+
+def test_euro_pages_offer_sepa_direct_debit(pages, contact, sc):
+    entry = payments.method_entry(contact, ["card", "bank_account"], currency="EUR")
+    assert entry.methods == ("card", "bank_account") and entry.unavailable == () and entry.bank_scheme == "sepa"
+    assert entry.email == "anna@example.nl"
+    intent = sc.v1.setup_intents.retrieve(entry.client_secret.split("_secret_")[0]).to_dict()
+    assert intent["payment_method_types"] == ["card", "sepa_debit"]
+    # what Stripe.js's confirmSepaDebitSetup does in the browser
+    done = sc.v1.setup_intents.confirm(intent["id"], {"payment_method_data": {
+        "type": "sepa_debit", "sepa_debit": {"iban": "DE89370400440532013000"},
+        "billing_details": {"name": "Anna de Vries", "email": "anna@example.nl"}}}).to_dict()
+    with pytest.raises(ValidationFailed) as err:  # a SEPA method is not a card
+        payments.add_payment_method(None, contact, {"type": "card", "token": done["payment_method"],
+                                                    "setup_intent": done["id"]})
+    assert err.value.field == "token"
+    pm = payments.add_payment_method(None, contact, {"type": "bank_account", "token": done["payment_method"],
+                                                     "setup_intent": done["id"]})
+    assert (pm.type, pm.last4, pm.exp_month) == ("bank_account", "3000", None)
+    bank_only = payments.method_entry(contact, ["bank_account"], currency="EUR")
+    assert sc.v1.setup_intents.retrieve(bank_only.client_secret.split("_secret_")[0]).payment_method_types == [
+        "sepa_debit"]
 
 
 def test_a_missing_publishable_key_is_a_configuration_error(stripe_settings, contact):
@@ -113,7 +135,8 @@ def test_update_page_posts_a_set_up_method_and_collects_the_past_due_amount(page
     assert b'name="card_number"' not in page.content  # the card number never goes to Recur
     intent = set_up(sc, page.context["entry"].client_secret)
     dutch = client.get(url + "?lang=nl").content.decode()
-    assert "Kaartgegevens" in dutch and "Automatische incasso kan op deze pagina niet worden ingesteld" in dutch
+    assert "Kaartgegevens" in dutch and "Door je IBAN op te geven en deze betaling te bevestigen" in dutch
+    assert 'name="iban"' not in dutch  # the IBAN goes to Stripe only
 
     missing = client.post(url, {"method": "card", "card_name": "Anna de Vries"})
     assert "Enter your card details." in missing.content.decode()

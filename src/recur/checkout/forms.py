@@ -179,17 +179,20 @@ CARD_ERRORS = {
     "processing_error": _("The payment could not be processed. Please try again."),
 }
 CARD_NOT_SAVED = _("Your card could not be saved. Please check the details or use another card.")
+BANK_NOT_SAVED = _("This bank account could not be saved. Please check the IBAN and the account holder's name.")
 ENTER_CARD = _("Enter your card details.")
+ENTER_IBAN = _("Enter the IBAN of your bank account.")
 
 
 class ProcessorTokenForm(forms.Form):
-    """The card form when the processor collects the card itself (Stripe.js, ``MethodEntry.mode ==
-    "stripe"``): the card details go from the buyer's browser to the processor only; this form
-    receives the PaymentMethod id and the SetupIntent that made it, or the code of the error
+    """The payment form when the processor collects the details itself (Stripe.js, ``MethodEntry.mode
+    == "stripe"``): the card number or IBAN goes from the buyer's browser to the processor only; this
+    form receives the PaymentMethod id and the SetupIntent that made it, or the code of the error
     Stripe.js met (shown in the buyer's language)."""
 
     method = forms.ChoiceField(label=_("Payment method"), choices=())
     card_name = forms.CharField(label=_("Name on card"), required=False, max_length=200)
+    bank_holder = forms.CharField(label=_("Account holder"), required=False, max_length=200)
     payment_method = forms.CharField(required=False, max_length=255)
     setup_intent = forms.CharField(required=False, max_length=255)
     stripe_error = forms.CharField(required=False, max_length=60)
@@ -204,23 +207,28 @@ class ProcessorTokenForm(forms.Form):
 
     @property
     def chosen(self) -> str:
-        return self.accepted[0] if self.accepted else ""
+        value = self.data.get("method") if self.is_bound else self.initial.get("method")
+        return value if value in self.accepted else (self.accepted[0] if self.accepted else "")
 
     @property
     def safe_values(self) -> dict[str, str]:
-        return {"card_name": str(self.data.get("card_name", "")).strip()} if self.is_bound else {}
+        if not self.is_bound:
+            return {}
+        return {name: str(self.data.get(name, "")).strip() for name in ("card_name", "bank_holder")}
 
     def clean(self):
         data = super().clean()
         code = (data.get("stripe_error") or "").strip()
+        bank = data.get("method") == "bank_account"
         if code:
-            self.add_error(None, CARD_ERRORS.get(code, CARD_NOT_SAVED))
+            self.add_error(None, CARD_ERRORS.get(code) or (BANK_NOT_SAVED if bank else CARD_NOT_SAVED))
             return data
-        if not (data.get("card_name") or "").strip():
-            self.add_error("card_name", MESSAGES["card_name"])
+        name = "bank_holder" if bank else "card_name"
+        if not (data.get(name) or "").strip():
+            self.add_error(name, MESSAGES[name])
         pm, si = (data.get("payment_method") or "").strip(), (data.get("setup_intent") or "").strip()
         if not (pm.startswith("pm_") and si.startswith("seti_")):
-            self.add_error(None, ENTER_CARD)
+            self.add_error(None, ENTER_IBAN if bank else ENTER_CARD)
         return data
 
     def details(self) -> dict:
@@ -231,7 +239,9 @@ class ProcessorTokenForm(forms.Form):
     def add_service_error(self, exc) -> None:
         """A ``ValidationFailed`` from the processor (a card Stripe declined when attaching, a
         SetupIntent that does not match) as a message above the card field."""
-        self.add_error(None, CARD_ERRORS.get(getattr(exc, "code", None) or "", CARD_NOT_SAVED))
+        bank = self.is_bound and self.data.get("method") == "bank_account"
+        self.add_error(None, CARD_ERRORS.get(getattr(exc, "code", None) or "")
+                       or (BANK_NOT_SAVED if bank else CARD_NOT_SAVED))
 
 
 def payment_form(entry, data=None, *, initial=None):

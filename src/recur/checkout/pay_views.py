@@ -141,7 +141,8 @@ def _checkout_page(request, source, *, kind: str, token: str, contact=None):
     initial = {"buyer_name": contact.name, "buyer_email": contact.email} if contact else {}
     with translation.override(lang):
         buyer_form = BuyerForm(initial=initial, billing=billing, shipping=shipping)
-        entry = payments.method_entry(contact, accepted, prepare=False)
+        info = summary(source)
+        entry = payments.method_entry(contact, accepted, currency=info["currency"], prepare=False)
         pay_form = payment_form(entry)
         nonce = pl.new_nonce()
         if request.method == "POST" and open_:
@@ -177,9 +178,8 @@ def _checkout_page(request, source, *, kind: str, token: str, contact=None):
                             url += f"?lang={request.GET['lang']}"
                         return redirect(url)
         if open_:
-            entry, unavailable = card_entry(contact, accepted)
+            entry, unavailable = card_entry(contact, accepted, info["currency"])
             problem = problem or unavailable
-        info = summary(source)
         if info["due_now"]:
             pay_label = _("Pay %(amount)s") % {"amount": fmt_amount(info["due_now"], info["currency"])}
         else:

@@ -69,14 +69,14 @@ def _page(request, template: str, context: dict, lang: str, status: int = 200) -
     return response
 
 
-def card_entry(contact, accepted: list[str]):
+def card_entry(contact, accepted: list[str], currency: str):
     """(entry, problem): how the page being shown collects a payment method (``MethodEntry``; with
     Stripe a new SetupIntent), or, when the processor cannot be reached, no entry and why."""
     try:
-        return payments.method_entry(contact, accepted), None
+        return payments.method_entry(contact, accepted, currency=currency), None
     except ServiceError:
         log.exception("The processor could not start the card entry of a hosted page")
-        return (payments.method_entry(contact, accepted, prepare=False),
+        return (payments.method_entry(contact, accepted, currency=currency, prepare=False),
                 _("Card entry is not available right now. Please try again in a few minutes."))
 
 
@@ -113,7 +113,7 @@ def invoice_page(request, token: str):
     accepted = services.accepted_methods(invoice)
     billing, shipping = services.collects(invoice)
     declined = problem = None
-    entry = payments.method_entry(invoice.contact, accepted, prepare=False)
+    entry = payments.method_entry(invoice.contact, accepted, currency=invoice.currency, prepare=False)
     with translation.override(lang):
         form = payment_form(entry)
         address_form = InvoiceAddressForm(billing=billing, shipping=shipping)
@@ -151,7 +151,7 @@ def invoice_page(request, token: str):
         invoice.refresh_from_db()
         can_pay = services.payable(invoice)
         if can_pay:
-            entry, unavailable = card_entry(invoice.contact, accepted)
+            entry, unavailable = card_entry(invoice.contact, accepted, invoice.currency)
             problem = problem or unavailable
     in_flight = services.payment_in_flight(invoice)
     overdue = invoice.status == "open" and invoice.due_date < clock.today()
@@ -205,7 +205,7 @@ def update_page(request, token: str):
     accepted = services.accepted_methods(sub)
     ended = rules.is_terminal(sub.status)
     problem = None
-    entry = payments.method_entry(sub.contact, accepted, prepare=False)
+    entry = payments.method_entry(sub.contact, accepted, currency=sub.currency, prepare=False)
     with translation.override(lang):
         form = payment_form(entry)
         if request.method == "POST" and not ended:
@@ -223,7 +223,7 @@ def update_page(request, token: str):
                     _outcome_messages(request, outcome)
                     return redirect(request.get_full_path())
         if not ended:
-            entry, unavailable = card_entry(sub.contact, accepted)
+            entry, unavailable = card_entry(sub.contact, accepted, sub.currency)
             problem = problem or unavailable
     sub.refresh_from_db()
     method = sub.payment_method if sub.payment_method and sub.payment_method.removed_at is None else None

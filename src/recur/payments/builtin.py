@@ -214,7 +214,7 @@ class BuiltinProcessor:
             pass
         return existing.values_list("customer_ref", flat=True).get()
 
-    def method_entry(self, contact, methods: list[str], *, prepare: bool = True) -> MethodEntry:
+    def method_entry(self, contact, methods: list[str], *, currency: str = "", prepare: bool = True) -> MethodEntry:
         """The hosted pages post the raw card / bank fields here; this processor tokenizes them."""
         return MethodEntry("fields", tuple(methods))
 

@@ -82,6 +82,8 @@ class MethodEntry:
     resulting PaymentMethod id (``{"type": "card", "token": "pm_…", "setup_intent": "seti_…"}``).
 
     ``methods``: the types this page can collect, out of those asked for (possibly none).
+    ``bank_scheme``: how a ``bank_account`` is entered: ``"ach"`` (routing and account number,
+    the built-in processor) or ``"sepa"`` (an IBAN, Stripe's SEPA Direct Debit).
     """
 
     mode: Literal["fields", "stripe"]
@@ -90,6 +92,8 @@ class MethodEntry:
     client_secret: str = ""
     script_url: str = ""
     unavailable: tuple[str, ...] = ()  # asked-for types this processor cannot collect on a page
+    bank_scheme: str = "ach"
+    email: str = ""  # the buyer's e-mail when known (Stripe wants it with a SEPA mandate)
 
 
 class Processor(Protocol):
@@ -98,10 +102,10 @@ class Processor(Protocol):
     def ensure_customer(self, contact) -> str:
         """The processor's customer id for a contact (created when missing)."""
 
-    def method_entry(self, contact, methods: list[str], *, prepare: bool = True) -> MethodEntry:
+    def method_entry(self, contact, methods: list[str], *, currency: str = "", prepare: bool = True) -> MethodEntry:
         """How a hosted page collects one of ``methods`` for ``contact`` (None: a buyer not known
-        yet). With ``prepare=False`` nothing is created at the processor: only which types the
-        page can take, to check a posted form."""
+        yet) to pay in ``currency``. With ``prepare=False`` nothing is created at the processor:
+        only which types the page can take, to check a posted form."""
 
     def save_payment_method(self, customer_ref: str, details: dict) -> SavedMethod:
         """Tokenize and attach card or bank details, or attach what the processor collected

@@ -47,11 +47,13 @@ def add_payment_method(actor, contact: Contact, details: dict) -> PaymentMethod:
     })
 
 
-def method_entry(contact: Contact | None, methods: list[str], *, prepare: bool = True) -> MethodEntry:
+def method_entry(contact: Contact | None, methods: list[str], *, currency: str = "",
+                 prepare: bool = True) -> MethodEntry:
     """What a hosted page needs to collect one of ``methods`` with the configured processor
     (raw fields for the built-in one; Stripe.js and a SetupIntent for Stripe). ``contact``:
-    the buyer when known. ``prepare=False``: only the types the page can take, nothing made."""
-    return get_processor().method_entry(contact, list(methods), prepare=prepare)
+    the buyer when known; ``currency``: what will be charged. ``prepare=False``: only the types
+    the page can take, nothing made."""
+    return get_processor().method_entry(contact, list(methods), currency=currency, prepare=prepare)
 
 
 @transaction.atomic

@@ -54,7 +54,6 @@ log = logging.getLogger("recur.payments.stripe")
 KEY_FIELD = "recur_idempotency_key"  # metadata key on PaymentIntents and Refunds
 DEFAULT_API_BASE = "https://api.stripe.com"
 DEFAULT_JS_URL = "https://js.stripe.com/v3/"
-PAGE_METHODS = ("card",)  # what the hosted pages collect through Stripe.js (see docs/stripe.md)
 BANK_TYPES = ("us_bank_account", "sepa_debit", "bacs_debit", "au_becs_debit", "acss_debit")
 _PAGE = 100  # Stripe's largest page
 # When Stripe holds several PaymentIntents for one key (only possible if something
@@ -177,32 +176,46 @@ class StripeProcessor:
             pass
         return existing.values_list("customer_ref", flat=True).get()
 
-    def method_entry(self, contact, methods: list[str], *, prepare: bool = True) -> MethodEntry:
-        """Cards, entered in a Stripe.js card Element against a SetupIntent (``usage=off_session``,
-        so that the bank allows the later charges without the buyer). The SetupIntent belongs to
-        the contact's Stripe Customer when the buyer is known (``contact``), else to none: the
-        PaymentMethod is attached to the buyer's Customer when the form comes back.
+    def method_entry(self, contact, methods: list[str], *, currency: str = "", prepare: bool = True) -> MethodEntry:
+        """Cards in a Stripe.js card Element, and bank accounts as SEPA Direct Debit (an IBAN, for
+        euro amounts only), confirmed against a SetupIntent (``usage=off_session``, so that the
+        bank allows the later charges without the buyer). The SetupIntent belongs to the
+        contact's Stripe Customer when the buyer is known, else to none: the PaymentMethod is
+        attached to the buyer's Customer when the form comes back.
 
-        Bank debits are not offered on the hosted pages with Stripe (listed in ``unavailable``):
-        Stripe collects US bank accounts through Financial Connections, which the local emulator
-        the tests run against cannot do (docs/stripe.md)."""
-        can = tuple(m for m in methods if m in PAGE_METHODS)
-        unavailable = tuple(m for m in methods if m not in PAGE_METHODS)
+        A bank account in another currency is not offered (``unavailable``): Stripe collects US
+        bank accounts through Financial Connections, which the local emulator the tests run
+        against cannot do (docs/stripe.md). Neither is SEPA when the Stripe account refuses it."""
+        sepa = str(currency).upper() == "EUR"
+        can = tuple(m for m in methods if m == "card" or (m == "bank_account" and sepa))
+        email = str(getattr(contact, "email", "") or "")
         if not prepare or not can:
-            return MethodEntry("stripe", can, unavailable=unavailable)
+            return MethodEntry("stripe", can, unavailable=tuple(m for m in methods if m not in can),
+                               bank_scheme="sepa", email=email)
         key = settings.STRIPE_PUBLISHABLE_KEY
         if not key:
             raise ImproperlyConfigured("STRIPE_PUBLISHABLE_KEY must be set when RECUR_PROCESSOR=stripe "
                                        "(see docs/stripe.md)")
-        params = {"usage": "off_session", "payment_method_types": list(can), "metadata": {"recur": "hosted_page"}}
+        params = {"usage": "off_session", "metadata": {"recur": "hosted_page"}}
         if contact is not None:
             params["customer"] = self.ensure_customer(contact)
+        intent = None
         try:
-            intent = self.client.v1.setup_intents.create(params)
+            if "bank_account" in can:
+                try:
+                    intent = self.client.v1.setup_intents.create(
+                        {**params, "payment_method_types": ["card", "sepa_debit"] if "card" in can else ["sepa_debit"]})
+                except stripe.InvalidRequestError as exc:  # SEPA Direct Debit not activated on this account
+                    log.warning("Stripe refused a SEPA Direct Debit SetupIntent; bank debit is not offered: %s",
+                                _message(exc))
+                    can = tuple(m for m in can if m != "bank_account")
+            if intent is None and can:
+                intent = self.client.v1.setup_intents.create({**params, "payment_method_types": ["card"]})
         except stripe.StripeError as exc:
             raise ProcessorUnavailable(f"Stripe did not start the card entry: {_message(exc)}") from exc
-        return MethodEntry("stripe", can, publishable_key=key, client_secret=intent.client_secret,
-                           script_url=settings.STRIPE_JS_URL or DEFAULT_JS_URL, unavailable=unavailable)
+        return MethodEntry("stripe", can, publishable_key=key, client_secret=intent.client_secret if intent else "",
+                           script_url=settings.STRIPE_JS_URL or DEFAULT_JS_URL,
+                           unavailable=tuple(m for m in methods if m not in can), bank_scheme="sepa", email=email)
 
     def save_payment_method(self, customer_ref: str, details: dict) -> SavedMethod:
         """Attach a Stripe PaymentMethod: ``{"type": "card" | "bank_account", "token": "pm_…",
