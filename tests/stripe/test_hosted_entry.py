@@ -150,3 +150,42 @@ def test_update_page_posts_a_set_up_method_and_collects_the_past_due_amount(page
     assert "your payment of €49.00 succeeded" in done.content.decode()
     sub.refresh_from_db()
     assert sub.status == "active" and sub.payment_method.processor_ref == intent["payment_method"]
+
+
+def test_a_quote_is_accepted_with_a_card_set_up_for_its_contact(pages, admin, sc):
+    import datetime as dt
+    import re
+
+    from recur.crm import quotes
+    from recur.subscriptions.models import Subscription
+    from tests.checkout.test_payment_links_pages import _quote
+
+    q = quotes.publish_quote(admin, _quote(admin, expires_on=dt.date(2099, 12, 31)))
+    client = Client()
+    page = client.get(f"/billing/quote/{q.public_token}/")
+    entry = page.context["entry"]
+    intent = sc.v1.setup_intents.retrieve(entry.client_secret.split("_secret_")[0])
+    assert intent.customer == q.contact.processor_customers.get(processor="stripe").customer_ref
+    done = set_up(sc, entry.client_secret)
+    nonce = re.search(r'name="nonce" value="([^"]+)"', page.content.decode()).group(1)
+    r = client.post(f"/billing/quote/{q.public_token}/", {
+        "buyer_name": "Anna de Vries", "buyer_email": "anna@example.nl", "method": "card", "card_name": "Anna",
+        "payment_method": done["payment_method"], "setup_intent": done["id"], "nonce": nonce})
+    assert r.status_code == 302 and "/done/" in r["Location"]
+    q.refresh_from_db()
+    sub = Subscription.objects.get(quote_id=q.pk)
+    assert q.status == "paid" and sub.payment_method.processor_ref == done["payment_method"]
+
+
+def test_stripe_down_the_page_says_card_entry_is_unavailable(pages, admin):
+    import socket
+
+    contact = make_contact(admin, language="en")
+    sub = make_subscription(admin, contact, card_number="4242424242424242")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        pages.STRIPE_API_BASE = f"http://127.0.0.1:{s.getsockname()[1]}"
+    r = Client().get(f"/billing/update/{links.update_payment_method_token(sub)}/")
+    html = r.content.decode()
+    assert r.status_code == 200 and "Card entry is not available right now." in html
+    assert 'id="payform"' not in html
