@@ -3,6 +3,7 @@
 DATABASE_URL      default: SQLite file under RECUR_DATA_DIR (default ./var), WAL mode
 RECUR_PROCESSOR   builtin | stripe
 STRIPE_API_KEY, STRIPE_API_BASE, STRIPE_WEBHOOK_SECRET   the Stripe processor (docs/stripe.md)
+STRIPE_PUBLISHABLE_KEY, STRIPE_JS_URL   card entry on the hosted pages with Stripe.js (docs/stripe.md)
 EMAIL_URL         smtp://user:pass@host:port  (default: local outbox only)
 RECUR_TIME_ZONE   the default account time zone of a fresh installation (Europe/Amsterdam); the Settings
                   page changes it (recur.core.account)
@@ -51,6 +52,10 @@ RECUR_PROCESSOR = os.environ.get("RECUR_PROCESSOR", "builtin")
 STRIPE_API_KEY = os.environ.get("STRIPE_API_KEY", "")
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "https://api.stripe.com")
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+# The hosted pages collect cards with Stripe.js, which Stripe requires to be loaded from Stripe itself
+# (tests: localstripe's mock of it).
+STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "")
+STRIPE_JS_URL = os.environ.get("STRIPE_JS_URL", "https://js.stripe.com/v3/")
 RECUR_BASE_URL = os.environ.get("RECUR_BASE_URL", "http://127.0.0.1:8000")
 
 INSTALLED_APPS = [

@@ -288,6 +288,13 @@ def record_results(results: list[ChargeResult], summary: Summary | None = None) 
     attempts still ``started`` (or ``pending``, for asynchronous outcomes) are
     recorded, under a row lock, so a concurrent recorder of the same result
     changes nothing.
+
+    One exception: a ``succeeded`` outcome for an attempt recorded as ``failed``
+    (a late webhook or event: the money arrived after all) is recorded too: the
+    payment becomes succeeded, its invoice paid, its cycle paid with no retry
+    left, a past-due subscription active. The attempt is then ``succeeded``, so a
+    redelivered copy changes nothing. If the invoice was paid (or voided) by
+    then, only the payment is recorded and a warning asks for a refund by hand.
     """
     summary = summary if summary is not None else Summary()
     if not results:
@@ -315,14 +322,18 @@ class _Recorder:
         self.admins: dict[str, list] = {}
 
     def record(self) -> None:
-        qs = PaymentAttempt.objects.filter(idempotency_key__in=list(self.by_key), status__in=("started", "pending"))
+        open_ = ("started", "pending", "failed") if any(r.status == "succeeded" for r in self.by_key.values()) \
+            else ("started", "pending")
+        qs = PaymentAttempt.objects.filter(idempotency_key__in=list(self.by_key), status__in=open_)
         attempts = [
             a for a in (dict(zip(_ATTEMPT_FIELDS, r)) for r in _claim(qs.order_by("pk"), None, _ATTEMPT_FIELDS,
                                                                      skip_locked=False))
             if not (a["status"] == "pending" and self.by_key[a["idempotency_key"]].status == "pending")
+            and not (a["status"] == "failed" and self.by_key[a["idempotency_key"]].status != "succeeded")
         ]
         if not attempts:
             return
+        self._late_successes([a for a in attempts if a["status"] == "failed"])
         sub_ids = sorted({a["invoice__subscription_id"] for a in attempts if a["invoice__subscription_id"]})
         self.subs = {r[0]: dict(zip(_SUB_STATE, r)) for r in _claim(
             Subscription.objects.filter(pk__in=sub_ids).order_by("pk"), None, _SUB_STATE, skip_locked=False)}
@@ -334,8 +345,9 @@ class _Recorder:
         for sid, iid in Invoice.objects.filter(subscription_id__in=sub_ids, status="open", collection="manual",
                                                due_date__lt=self.today).values_list("subscription_id", "pk"):
             self.overdue[sid].add(iid)
-        earlier = dict(Payment.objects.filter(attempt_id__in=[a["id"] for a in attempts if a["status"] == "pending"])
-                       .values_list("attempt_id", "id"))
+        earlier = dict(Payment.objects.filter(
+            attempt_id__in=[a["id"] for a in attempts if a["status"] in ("pending", "failed")])
+            .values_list("attempt_id", "id"))
         self.attempt_rows, self.invoice_rows, self.cycle_rows = [], [], []
         new_payments, changed_payments = [], []
         v = self.v = db_adapter()
@@ -379,12 +391,36 @@ class _Recorder:
             self._emails(a, self.by_key[a["idempotency_key"]])
         self.summary.emails_queued += outbox.queue_many(self.emails)
 
+    def _late_successes(self, late: list[dict]) -> None:
+        """Attempts recorded ``failed`` whose money arrived after all: lock their invoices (after the
+        attempts, as every recorder does) and see which can still be paid by them."""
+        if not late:
+            return
+        status = dict(Invoice.objects.select_for_update().filter(pk__in=sorted({a["invoice_id"] for a in late}))
+                      .order_by("pk").values_list("pk", "status"))
+        for a in late:
+            a["late"] = True
+            if status.get(a["invoice_id"]) not in ("open", "uncollectible"):
+                a["overpaid"] = True
+                log.warning("Payment attempt %s (key %s) succeeded after it was recorded as failed, but invoice %s "
+                            "is %s by now: the %s %s were received twice; refund them by hand", a["id"],
+                            a["idempotency_key"], a["invoice__number"], status.get(a["invoice_id"]), a["amount"],
+                            a["currency"])
+            else:
+                log.warning("Payment attempt %s (key %s) succeeded after it was recorded as failed: invoice %s is "
+                            "paid now", a["id"], a["idempotency_key"], a["invoice__number"])
+                status[a["invoice_id"]] = "paid"  # a second late success of the same invoice pays it no more
+
     def _succeeded(self, a: dict) -> None:
         self.summary.charged += 1
+        if a.get("overpaid"):
+            return  # the invoice was settled otherwise: only the payment itself is recorded
         now_db = self.v(self.now)
         self.invoice_rows.append((a["amount"], now_db, now_db, a["invoice_id"]))
         if a["cycle_id"]:
-            self.cycle_rows.append(("paid", a["cycle__attempts"] + 1, None, a["cycle_id"]))
+            # A late success is the outcome of a try already counted; it also ends the cycle's retries.
+            tries = a["cycle__attempts"] if a.get("late") else a["cycle__attempts"] + 1
+            self.cycle_rows.append(("paid", tries, None, a["cycle_id"]))
         sub = self.subs.get(a["invoice__subscription_id"])
         if sub is None:
             return
@@ -441,7 +477,7 @@ class _Recorder:
              for s in self.subs.values()])
 
     def _emails(self, a: dict, r: ChargeResult) -> None:
-        if r.status == "pending":
+        if r.status == "pending" or a.get("overpaid"):
             return
         sub = self.subs.get(a["invoice__subscription_id"])
         contact = {"name": a["invoice__contact__name"], "email": a["invoice__contact__email"],

@@ -166,6 +166,91 @@ class PaymentDetailsForm(forms.Form):
         self.add_error(name, message)
 
 
+# Why Stripe.js could not set the card up (its error's decline_code or code), in the buyer's language.
+CARD_ERRORS = {
+    "card_declined": _("Your card was declined."),
+    "generic_decline": _("Your card was declined."),
+    "insufficient_funds": _("Your card has insufficient funds."),
+    "expired_card": _("Your card has expired."),
+    "incorrect_cvc": MESSAGES["card_cvc"],
+    "invalid_cvc": MESSAGES["card_cvc"],
+    "incorrect_number": MESSAGES["card_number"],
+    "invalid_number": MESSAGES["card_number"],
+    "processing_error": _("The payment could not be processed. Please try again."),
+}
+CARD_NOT_SAVED = _("Your card could not be saved. Please check the details or use another card.")
+BANK_NOT_SAVED = _("This bank account could not be saved. Please check the IBAN and the account holder's name.")
+ENTER_CARD = _("Enter your card details.")
+ENTER_IBAN = _("Enter the IBAN of your bank account.")
+
+
+class ProcessorTokenForm(forms.Form):
+    """The payment form when the processor collects the details itself (Stripe.js, ``MethodEntry.mode
+    == "stripe"``): the card number or IBAN goes from the buyer's browser to the processor only; this
+    form receives the PaymentMethod id and the SetupIntent that made it, or the code of the error
+    Stripe.js met (shown in the buyer's language)."""
+
+    method = forms.ChoiceField(label=_("Payment method"), choices=())
+    card_name = forms.CharField(label=_("Name on card"), required=False, max_length=200)
+    bank_holder = forms.CharField(label=_("Account holder"), required=False, max_length=200)
+    payment_method = forms.CharField(required=False, max_length=255)
+    setup_intent = forms.CharField(required=False, max_length=255)
+    stripe_error = forms.CharField(required=False, max_length=60)
+
+    def __init__(self, *args, methods: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.accepted = list(methods)
+        self.fields["method"].choices = [(m, METHOD_LABELS[m]) for m in self.accepted]
+        self.fields["method"].error_messages["invalid_choice"] = MESSAGES["method"]
+        if self.accepted and not self.is_bound:
+            self.initial.setdefault("method", self.accepted[0])
+
+    @property
+    def chosen(self) -> str:
+        value = self.data.get("method") if self.is_bound else self.initial.get("method")
+        return value if value in self.accepted else (self.accepted[0] if self.accepted else "")
+
+    @property
+    def safe_values(self) -> dict[str, str]:
+        if not self.is_bound:
+            return {}
+        return {name: str(self.data.get(name, "")).strip() for name in ("card_name", "bank_holder")}
+
+    def clean(self):
+        data = super().clean()
+        code = (data.get("stripe_error") or "").strip()
+        bank = data.get("method") == "bank_account"
+        if code:
+            self.add_error(None, CARD_ERRORS.get(code) or (BANK_NOT_SAVED if bank else CARD_NOT_SAVED))
+            return data
+        name = "bank_holder" if bank else "card_name"
+        if not (data.get(name) or "").strip():
+            self.add_error(name, MESSAGES[name])
+        pm, si = (data.get("payment_method") or "").strip(), (data.get("setup_intent") or "").strip()
+        if not (pm.startswith("pm_") and si.startswith("seti_")):
+            self.add_error(None, ENTER_IBAN if bank else ENTER_CARD)
+        return data
+
+    def details(self) -> dict:
+        """``{"type": "card", "token": "pm_…", "setup_intent": "seti_…"}`` for ``add_payment_method``."""
+        d = self.cleaned_data
+        return {"type": d["method"], "token": d["payment_method"].strip(), "setup_intent": d["setup_intent"].strip()}
+
+    def add_service_error(self, exc) -> None:
+        """A ``ValidationFailed`` from the processor (a card Stripe declined when attaching, a
+        SetupIntent that does not match) as a message above the card field."""
+        bank = self.is_bound and self.data.get("method") == "bank_account"
+        self.add_error(None, CARD_ERRORS.get(getattr(exc, "code", None) or "")
+                       or (BANK_NOT_SAVED if bank else CARD_NOT_SAVED))
+
+
+def payment_form(entry, data=None, *, initial=None):
+    """The payment details form for a hosted page, as the processor collects methods (``MethodEntry``)."""
+    if entry.mode == "fields":
+        return PaymentDetailsForm(data, accepted=list(entry.methods), initial=initial)
+    return ProcessorTokenForm(data, methods=list(entry.methods), initial=initial)
+
+
 ADDRESS_FIELDS = (("address_line1", _("Address"), "address-line1"), ("postal_code", _("Postal code"), "postal-code"),
                   ("city", _("City"), "address-level2"), ("country", _("Country"), "country"))
 

@@ -18,12 +18,13 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
 
 from recur.checkout import payment_links as pl
-from recur.checkout.forms import PaymentDetailsForm
+from recur.checkout.forms import payment_form
 from recur.checkout.models import CheckoutSession, PaymentLink
 from recur.checkout.templatetags.checkout_tags import amount as fmt_amount
-from recur.checkout.views import LANGUAGES, REASONS, SECRET_FIELDS, _language, _page
+from recur.checkout.views import LANGUAGES, REASONS, SECRET_FIELDS, _language, _page, card_entry
 from recur.core.errors import Conflict, NotFound, ValidationFailed
 from recur.core.money import line_amounts
+from recur.payments import services as payments
 
 REQUIRED = gettext_lazy("This field is required.")
 ADDRESS = (("address_line1", gettext_lazy("Address"), "address-line1", True),
@@ -140,18 +141,20 @@ def _checkout_page(request, source, *, kind: str, token: str, contact=None):
     initial = {"buyer_name": contact.name, "buyer_email": contact.email} if contact else {}
     with translation.override(lang):
         buyer_form = BuyerForm(initial=initial, billing=billing, shipping=shipping)
-        pay_form = PaymentDetailsForm(accepted=accepted)
+        info = summary(source)
+        entry = payments.method_entry(contact, accepted, currency=info["currency"], prepare=False)
+        pay_form = payment_form(entry)
         nonce = pl.new_nonce()
         if request.method == "POST" and open_:
             buyer_form = BuyerForm(request.POST, billing=billing, shipping=shipping)
-            pay_form = PaymentDetailsForm(request.POST, accepted=accepted)
+            pay_form = payment_form(entry, request.POST)
             posted = str(request.POST.get("nonce") or "")[:64]
             if buyer_form.is_valid() & pay_form.is_valid():
                 try:
                     result = pl.checkout(source, buyer_form.buyer(lang), pay_form.details(), nonce=posted or None)
                 except ValidationFailed as exc:
                     field = exc.field or ""
-                    if field.split(".")[0] in ("card", "bank_account", "type"):
+                    if field.split(".")[0] in ("card", "bank_account", "type", "token", "setup_intent"):
                         pay_form.add_service_error(exc)
                     else:
                         buyer_form.add_service_error(exc)
@@ -167,22 +170,23 @@ def _checkout_page(request, source, *, kind: str, token: str, contact=None):
                                      "method.") % {"amount": fmt_amount(result.session.amount_due_now,
                                                                         result.session.currency),
                                                    "reason": _reason(result.failure_code, result.reason)}
-                        pay_form = PaymentDetailsForm(initial={"method": pay_form.cleaned_data["method"]},
-                                                      accepted=accepted)
+                        pay_form = payment_form(entry, initial={"method": pay_form.cleaned_data["method"]})
                     else:
                         name = "checkout:pay_done" if kind == "link" else "checkout:quote_done"
                         url = reverse(name, args=[token, result.session.nonce])
                         if request.GET.get("lang") in LANGUAGES:
                             url += f"?lang={request.GET['lang']}"
                         return redirect(url)
-        info = summary(source)
+        if open_:
+            entry, unavailable = card_entry(contact, accepted, info["currency"])
+            problem = problem or unavailable
         if info["due_now"]:
             pay_label = _("Pay %(amount)s") % {"amount": fmt_amount(info["due_now"], info["currency"])}
         else:
             pay_label = _("Subscribe")
     context = {
         "kind": kind, "source": source, "title": source.name if link else source.title, "open": open_,
-        "buyer_form": buyer_form, "form": pay_form, "nonce": nonce, "declined": declined, "problem": problem,
+        "buyer_form": buyer_form, "form": pay_form, "entry": entry, "nonce": nonce, "declined": declined, "problem": problem,
         "pay_label": pay_label, "save_note": bool(info["recurring"]) or bool(link and link.save_payment_method),
         "expired": kind == "quote" and pl.quote_services.quote_expired(source), **info,
     }

@@ -4,6 +4,8 @@ call ``checkout.services``."""
 
 from __future__ import annotations
 
+import logging
+
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
@@ -16,12 +18,15 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from recur.billing.pdf import address_lines, render_invoice_pdf
 from recur.checkout import services
-from recur.checkout.forms import InvoiceAddressForm, PaymentDetailsForm
+from recur.checkout.forms import InvoiceAddressForm, payment_form
 from recur.checkout.templatetags.checkout_tags import amount as fmt_amount
 from recur.checkout.templatetags.checkout_tags import method_label as _method_label
 from recur.core import clock
 from recur.core.errors import Conflict, ServiceError, ValidationFailed
+from recur.payments import services as payments
 from recur.subscriptions import status as rules
+
+log = logging.getLogger("recur.checkout")
 
 LANGUAGES = ("en", "nl")
 SECRET_FIELDS = ("card_number", "card_cvc", "card_exp_month", "card_exp_year", "bank_account", "bank_routing")
@@ -64,6 +69,17 @@ def _page(request, template: str, context: dict, lang: str, status: int = 200) -
     return response
 
 
+def card_entry(contact, accepted: list[str], currency: str):
+    """(entry, problem): how the page being shown collects a payment method (``MethodEntry``; with
+    Stripe a new SetupIntent), or, when the processor cannot be reached, no entry and why."""
+    try:
+        return payments.method_entry(contact, accepted, currency=currency), None
+    except ServiceError:
+        log.exception("The processor could not start the card entry of a hosted page")
+        return (payments.method_entry(contact, accepted, currency=currency, prepare=False),
+                _("Card entry is not available right now. Please try again in a few minutes."))
+
+
 def _link_error(request, exc: ServiceError) -> HttpResponse:
     expired = isinstance(exc, services.LinkExpired)
     return _page(request, "checkout/link_error.html", {"expired": expired}, _language(request),
@@ -97,11 +113,12 @@ def invoice_page(request, token: str):
     accepted = services.accepted_methods(invoice)
     billing, shipping = services.collects(invoice)
     declined = problem = None
+    entry = payments.method_entry(invoice.contact, accepted, currency=invoice.currency, prepare=False)
     with translation.override(lang):
-        form = PaymentDetailsForm(accepted=accepted)
+        form = payment_form(entry)
         address_form = InvoiceAddressForm(billing=billing, shipping=shipping)
         if request.method == "POST":
-            form = PaymentDetailsForm(request.POST, accepted=accepted)
+            form = payment_form(entry, request.POST)
             address_form = InvoiceAddressForm(request.POST, billing=billing, shipping=shipping)
             if address_form.is_valid() & form.is_valid():
                 try:
@@ -130,14 +147,18 @@ def invoice_page(request, token: str):
                     declined = _("Your payment of %(amount)s was declined: %(reason)s You have not been "
                                  "charged. Please try again or use another payment method.") % {
                         "amount": amount, "reason": reason(payment.attempt)}
-                    form = PaymentDetailsForm(initial={"method": form.cleaned_data["method"]}, accepted=accepted)
+                    form = payment_form(entry, initial={"method": form.cleaned_data["method"]})
         invoice.refresh_from_db()
+        can_pay = services.payable(invoice)
+        if can_pay:
+            entry, unavailable = card_entry(invoice.contact, accepted, invoice.currency)
+            problem = problem or unavailable
     in_flight = services.payment_in_flight(invoice)
     overdue = invoice.status == "open" and invoice.due_date < clock.today()
     context = {
         "invoice": invoice, "lines": list(invoice.lines.all()), "form": form, "declined": declined,
         "address_form": address_form,
-        "problem": problem, "payable": services.payable(invoice), "address": address_lines(invoice),
+        "problem": problem, "payable": can_pay, "address": address_lines(invoice), "entry": entry,
         "in_flight": in_flight, "overdue": overdue,
         "badge": "red" if overdue else BADGES.get(invoice.status, "grey"), "token": token,
         "lang_query": f"?lang={request.GET['lang']}" if request.GET.get("lang") in LANGUAGES else "",
@@ -184,10 +205,11 @@ def update_page(request, token: str):
     accepted = services.accepted_methods(sub)
     ended = rules.is_terminal(sub.status)
     problem = None
+    entry = payments.method_entry(sub.contact, accepted, currency=sub.currency, prepare=False)
     with translation.override(lang):
-        form = PaymentDetailsForm(accepted=accepted)
+        form = payment_form(entry)
         if request.method == "POST" and not ended:
-            form = PaymentDetailsForm(request.POST, accepted=accepted)
+            form = payment_form(entry, request.POST)
             if form.is_valid():
                 try:
                     outcome = services.update_payment_method(sub.pk, form.details())
@@ -200,10 +222,13 @@ def update_page(request, token: str):
                 else:
                     _outcome_messages(request, outcome)
                     return redirect(request.get_full_path())
+        if not ended:
+            entry, unavailable = card_entry(sub.contact, accepted, sub.currency)
+            problem = problem or unavailable
     sub.refresh_from_db()
     method = sub.payment_method if sub.payment_method and sub.payment_method.removed_at is None else None
     context = {
-        "sub": sub, "method": method, "form": form, "problem": problem, "ended": ended,
+        "sub": sub, "method": method, "form": form, "problem": problem, "ended": ended, "entry": entry,
         "past_due": services.past_due_amount(sub), "badge": BADGES.get(sub.status, "grey"),
         "lang_query": f"?lang={request.GET['lang']}" if request.GET.get("lang") in LANGUAGES else "",
     }

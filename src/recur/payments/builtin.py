@@ -39,7 +39,9 @@ from recur.core.money import MAX_MINOR, format_amount, validate_currency
 from recur.payments.models import (
     BuiltinCharge, BuiltinEvent, BuiltinRefund, BuiltinToken, ProcessorCustomer,
 )
-from recur.payments.processor import AsyncEvent, ChargeRequest, ChargeResult, RefundResult, SavedMethod
+from recur.payments.processor import (
+    AsyncEvent, ChargeRequest, ChargeResult, MethodEntry, RefundResult, SavedMethod,
+)
 
 TEST_ROUTING_NUMBER = "110000000"
 SETTLE_BUSINESS_DAYS = 3
@@ -212,8 +214,15 @@ class BuiltinProcessor:
             pass
         return existing.values_list("customer_ref", flat=True).get()
 
+    def method_entry(self, contact, methods: list[str], *, currency: str = "", prepare: bool = True) -> MethodEntry:
+        """The hosted pages post the raw card / bank fields here; this processor tokenizes them."""
+        return MethodEntry("fields", tuple(methods))
+
     def save_payment_method(self, customer_ref: str, details: dict) -> SavedMethod:
         kind = details.get("type")
+        if "token" in details:
+            raise ValidationFailed("token: the built-in processor takes the card or bank_account details "
+                                   "themselves, not a token", field="token")
         if kind == "card":
             fields = _card_fields(_section(details, "card"))
         elif kind == "bank_account":

@@ -71,14 +71,46 @@ class AsyncEvent:
     failure_message: str = ""
 
 
+@dataclasses.dataclass(frozen=True)
+class MethodEntry:
+    """What a hosted page needs to let the buyer enter a payment method.
+
+    ``mode`` ``"fields"``: the page posts the raw card / bank fields and the processor
+    tokenizes them on the server (the built-in processor). ``mode`` ``"stripe"``: the page
+    loads ``script_url`` (Stripe.js), mounts a card Element with ``publishable_key``,
+    confirms the SetupIntent whose ``client_secret`` is given, and posts only the
+    resulting PaymentMethod id (``{"type": "card", "token": "pm_…", "setup_intent": "seti_…"}``).
+
+    ``methods``: the types this page can collect, out of those asked for (possibly none).
+    ``bank_scheme``: how a ``bank_account`` is entered: ``"ach"`` (routing and account number,
+    the built-in processor) or ``"sepa"`` (an IBAN, Stripe's SEPA Direct Debit).
+    """
+
+    mode: Literal["fields", "stripe"]
+    methods: tuple[str, ...]
+    publishable_key: str = ""
+    client_secret: str = ""
+    script_url: str = ""
+    unavailable: tuple[str, ...] = ()  # asked-for types this processor cannot collect on a page
+    bank_scheme: str = "ach"
+    email: str = ""  # the buyer's e-mail when known (Stripe wants it with a SEPA mandate)
+
+
 class Processor(Protocol):
     name: str
 
     def ensure_customer(self, contact) -> str:
         """The processor's customer id for a contact (created when missing)."""
 
+    def method_entry(self, contact, methods: list[str], *, currency: str = "", prepare: bool = True) -> MethodEntry:
+        """How a hosted page collects one of ``methods`` for ``contact`` (None: a buyer not known
+        yet) to pay in ``currency``. With ``prepare=False`` nothing is created at the processor:
+        only which types the page can take, to check a posted form."""
+
     def save_payment_method(self, customer_ref: str, details: dict) -> SavedMethod:
-        """Tokenize and attach card or bank details; raises ValidationFailed naming the field."""
+        """Tokenize and attach card or bank details, or attach what the processor collected
+        itself (``{"type": "card" | "bank_account", "token": …}``); raises ValidationFailed
+        naming the field."""
 
     def charge_many(self, requests: list[ChargeRequest]) -> list[ChargeResult]:
         """Charge off-session, one result per request, in order."""

@@ -12,7 +12,7 @@ from recur.core import clock, records
 from recur.core.errors import NotFound, ValidationFailed
 from recur.crm.models import Contact
 from recur.payments.models import PaymentMethod
-from recur.payments.processor import get_processor
+from recur.payments.processor import MethodEntry, get_processor
 
 METHOD_TYPES = ("card", "bank_account", "stripe")
 
@@ -27,6 +27,9 @@ def _check_shape(details: dict, processor_name: str) -> None:
         if not str(details.get("stripe_payment_method") or "").startswith("pm_"):
             raise ValidationFailed("stripe_payment_method: a Stripe PaymentMethod id (pm_…) is required",
                                    field="stripe_payment_method")
+    elif "token" in details:  # collected by the processor's own script on a hosted page
+        if not isinstance(details["token"], str) or not details["token"].strip():
+            raise ValidationFailed("token: the processor's payment method token is required", field="token")
     elif not isinstance(details.get(kind), dict):
         raise ValidationFailed(f"{kind}: the {kind.replace('_', ' ')} details are required", field=kind)
 
@@ -42,6 +45,15 @@ def add_payment_method(actor, contact: Contact, details: dict) -> PaymentMethod:
         "brand": saved.brand, "last4": saved.last4, "exp_month": saved.exp_month, "exp_year": saved.exp_year,
         "fingerprint": saved.fingerprint,
     })
+
+
+def method_entry(contact: Contact | None, methods: list[str], *, currency: str = "",
+                 prepare: bool = True) -> MethodEntry:
+    """What a hosted page needs to collect one of ``methods`` with the configured processor
+    (raw fields for the built-in one; Stripe.js and a SetupIntent for Stripe). ``contact``:
+    the buyer when known; ``currency``: what will be charged. ``prepare=False``: only the types
+    the page can take, nothing made."""
+    return get_processor().method_entry(contact, list(methods), currency=currency, prepare=prepare)
 
 
 @transaction.atomic

@@ -45,12 +45,15 @@ from recur.core import clock
 from recur.core.errors import ServiceError, ValidationFailed
 from recur.core.money import MAX_MINOR, format_amount, validate_currency
 from recur.payments.models import ProcessorCustomer
-from recur.payments.processor import AsyncEvent, ChargeRequest, ChargeResult, RefundResult, SavedMethod
+from recur.payments.processor import (
+    AsyncEvent, ChargeRequest, ChargeResult, MethodEntry, RefundResult, SavedMethod,
+)
 
 log = logging.getLogger("recur.payments.stripe")
 
 KEY_FIELD = "recur_idempotency_key"  # metadata key on PaymentIntents and Refunds
 DEFAULT_API_BASE = "https://api.stripe.com"
+DEFAULT_JS_URL = "https://js.stripe.com/v3/"
 BANK_TYPES = ("us_bank_account", "sepa_debit", "bacs_debit", "au_becs_debit", "acss_debit")
 _PAGE = 100  # Stripe's largest page
 # When Stripe holds several PaymentIntents for one key (only possible if something
@@ -173,14 +176,64 @@ class StripeProcessor:
             pass
         return existing.values_list("customer_ref", flat=True).get()
 
+    def method_entry(self, contact, methods: list[str], *, currency: str = "", prepare: bool = True) -> MethodEntry:
+        """Cards in a Stripe.js card Element, and bank accounts as SEPA Direct Debit (an IBAN, for
+        euro amounts only), confirmed against a SetupIntent (``usage=off_session``, so that the
+        bank allows the later charges without the buyer). The SetupIntent belongs to the
+        contact's Stripe Customer when the buyer is known, else to none: the PaymentMethod is
+        attached to the buyer's Customer when the form comes back.
+
+        A bank account in another currency is not offered (``unavailable``): Stripe collects US
+        bank accounts through Financial Connections, which the local emulator the tests run
+        against cannot do (docs/stripe.md). Neither is SEPA when the Stripe account refuses it."""
+        sepa = str(currency).upper() == "EUR"
+        can = tuple(m for m in methods if m == "card" or (m == "bank_account" and sepa))
+        email = str(getattr(contact, "email", "") or "")
+        if not prepare or not can:
+            return MethodEntry("stripe", can, unavailable=tuple(m for m in methods if m not in can),
+                               bank_scheme="sepa", email=email)
+        key = settings.STRIPE_PUBLISHABLE_KEY
+        if not key:
+            raise ImproperlyConfigured("STRIPE_PUBLISHABLE_KEY must be set when RECUR_PROCESSOR=stripe "
+                                       "(see docs/stripe.md)")
+        params = {"usage": "off_session", "metadata": {"recur": "hosted_page"}}
+        if contact is not None:
+            params["customer"] = self.ensure_customer(contact)
+        intent = None
+        try:
+            if "bank_account" in can:
+                try:
+                    intent = self.client.v1.setup_intents.create(
+                        {**params, "payment_method_types": ["card", "sepa_debit"] if "card" in can else ["sepa_debit"]})
+                except stripe.InvalidRequestError as exc:  # SEPA Direct Debit not activated on this account
+                    log.warning("Stripe refused a SEPA Direct Debit SetupIntent; bank debit is not offered: %s",
+                                _message(exc))
+                    can = tuple(m for m in can if m != "bank_account")
+            if intent is None and can:
+                intent = self.client.v1.setup_intents.create({**params, "payment_method_types": ["card"]})
+        except stripe.StripeError as exc:
+            raise ProcessorUnavailable(f"Stripe did not start the card entry: {_message(exc)}") from exc
+        return MethodEntry("stripe", can, publishable_key=key, client_secret=intent.client_secret if intent else "",
+                           script_url=settings.STRIPE_JS_URL or DEFAULT_JS_URL,
+                           unavailable=tuple(m for m in methods if m not in can), bank_scheme="sepa", email=email)
+
     def save_payment_method(self, customer_ref: str, details: dict) -> SavedMethod:
-        """Attach a Stripe PaymentMethod (``{"type": "stripe", "stripe_payment_method": "pm_…"}``).
+        """Attach a Stripe PaymentMethod: ``{"type": "card" | "bank_account", "token": "pm_…",
+        "setup_intent": "seti_…"}`` from a hosted page (the SetupIntent is checked: succeeded, for
+        this PaymentMethod, and for this customer or none), or ``{"type": "stripe",
+        "stripe_payment_method": "pm_…"}`` from the API.
 
         Against localstripe only, ``{"type": "card", "card": {…}}`` is accepted too: the
         PaymentMethod is made from the test card first. The number is never kept.
         """
         kind = details.get("type") if isinstance(details, dict) else None
-        if kind == "stripe":
+        if kind in ("card", "bank_account") and "token" in details:
+            field = "token"
+            pm = self._collected(customer_ref, details)
+            wanted = ("card",) if kind == "card" else BANK_TYPES
+            if pm.get("type") not in wanted:
+                raise ValidationFailed(f"token: this PaymentMethod is a {pm.get('type')}, not a {kind}", field=field)
+        elif kind == "stripe":
             field = "stripe_payment_method"
             pm_id = str(details.get(field) or "").strip()
             if not pm_id.startswith("pm_"):
@@ -207,6 +260,8 @@ class StripeProcessor:
             raise ValidationFailed(
                 f"{field}: a {pm_type} PaymentMethod cannot be charged off-session; use a card or a bank debit",
                 field=field)
+        if _customer_id(pm) == customer_ref:  # a SetupIntent for this customer attached it already
+            return saved_method(pm)
         try:
             pm = _plain(self.client.v1.payment_methods.attach(pm["id"], {"customer": customer_ref}))
         except stripe.CardError as exc:
@@ -218,6 +273,31 @@ class StripeProcessor:
         except stripe.StripeError as exc:
             raise ProcessorUnavailable(f"Stripe did not answer: {_message(exc)}") from exc
         return saved_method(pm)
+
+    def _collected(self, customer_ref: str, details: dict) -> dict:
+        """The PaymentMethod a hosted page collected with Stripe.js, checked against its SetupIntent."""
+        pm_id, si_id = str(details.get("token") or "").strip(), str(details.get("setup_intent") or "").strip()
+        if not pm_id.startswith("pm_"):
+            raise ValidationFailed("token: a Stripe PaymentMethod id (pm_…) is required", field="token")
+        if not si_id.startswith("seti_"):
+            raise ValidationFailed("setup_intent: the SetupIntent (seti_…) that collected the method is required",
+                                   field="setup_intent")
+        try:
+            intent = _plain(self.client.v1.setup_intents.retrieve(si_id))
+            pm = _plain(self.client.v1.payment_methods.retrieve(pm_id))
+        except stripe.InvalidRequestError as exc:
+            raise ValidationFailed(f"token: Stripe does not know this payment method: {_message(exc)}",
+                                   field="token") from exc
+        except stripe.StripeError as exc:
+            raise ProcessorUnavailable(f"Stripe did not answer: {_message(exc)}") from exc
+        if intent.get("status") != "succeeded" or _id_of(intent.get("payment_method")) != pm_id:
+            raise ValidationFailed("setup_intent: this SetupIntent did not set up that payment method",
+                                   field="setup_intent")
+        if intent.get("customer") and _id_of(intent.get("customer")) != customer_ref:
+            raise ValidationFailed("setup_intent: this SetupIntent belongs to another customer", field="setup_intent")
+        if (intent.get("metadata") or {}).get("recur") != "hosted_page":
+            raise ValidationFailed("setup_intent: this SetupIntent was not made by Recur", field="setup_intent")
+        return pm
 
     def _test_card(self, details: dict) -> dict:
         """localstripe only: make a PaymentMethod from test card details (checked like the built-in processor's)."""
@@ -400,6 +480,17 @@ def _customer_for(key: str) -> str:
         return ""
     return ProcessorCustomer.objects.filter(contact_id=contact_id, processor=StripeProcessor.name).values_list(
         "customer_ref", flat=True).first() or ""
+
+
+def _id_of(value) -> str:
+    """An expandable field's id, whether Stripe sent the id or the object."""
+    if isinstance(value, dict):
+        return str(value.get("id") or "")
+    return str(value or "")
+
+
+def _customer_id(pm: dict) -> str:
+    return _id_of(pm.get("customer"))
 
 
 def _best(intents: list[dict]) -> dict | None:

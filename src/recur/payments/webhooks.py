@@ -16,7 +16,9 @@ The PaymentIntent's ``metadata["recur_idempotency_key"]`` names the payment
 attempt; PaymentIntents Recur did not make are ignored. The outcome goes to
 ``recur.billing.engine.record_results``, which changes only attempts still
 ``started`` or ``pending``: a late ``processing`` never moves a succeeded or
-failed payment back. The event id is inserted under a unique constraint in the
+failed payment back. The one exception is money: a ``succeeded`` for an attempt
+recorded as failed is recorded (the invoice is paid, a past-due subscription
+active again, its retries stopped). The event id is inserted under a unique constraint in the
 same transaction as the change, so a redelivered or concurrent copy of an event
 changes nothing a second time.
 """
@@ -94,19 +96,5 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
         except IntegrityError:
             return _answer(200, received=True, duplicate=True)
         engine.record_results([result])
-        _warn_if_dropped(result)
     return _answer(200, received=True)
 
-
-def _warn_if_dropped(result: ChargeResult) -> None:
-    """A success Stripe reports for an attempt Recur recorded otherwise is money Recur does not
-    know it has: record_results (rightly) changes nothing, so say it loudly for a person to check."""
-    if result.status != "succeeded":
-        return
-    from recur.billing.models import PaymentAttempt
-
-    status = PaymentAttempt.objects.filter(idempotency_key=result.idempotency_key).values_list(
-        "status", flat=True).first()
-    if status is not None and status != "succeeded":
-        log.warning("Stripe reports PaymentIntent %s (key %s) succeeded, but its attempt is %s in Recur; "
-                    "check it by hand", result.charge_ref, result.idempotency_key, status)
