@@ -169,6 +169,7 @@ def _checkout_page(request, source, *, kind: str, token: str, contact=None):
                                                    "reason": _reason(result.failure_code, result.reason)}
                         pay_form = PaymentDetailsForm(initial={"method": pay_form.cleaned_data["method"]},
                                                       accepted=accepted)
+                        nonce = result.session.nonce  # the retry is the same purchase (one session)
                     else:
                         name = "checkout:pay_done" if kind == "link" else "checkout:quote_done"
                         url = reverse(name, args=[token, result.session.nonce])
@@ -212,11 +213,11 @@ def quote_page(request, token: str):
 
 
 def _done(request, session: CheckoutSession, source, kind: str):
-    result = pl.finish(session.pk)  # settles a purchase whose charge finished after the request that made it
+    result = pl.settle_session(session.pk)  # records a charge the request that made it did not
     lang = _language(request, session.contact)
     with translation.override(lang):
         info = summary(source)
-    context = {"result": result, "session": result.session, "subs": result.subscriptions, "payment": result.payment,
+    context = {"result": result, "session": result.session, "subs": result.subscriptions, "payment": result.charge if result.charge and result.charge.amount else None,
                "kind": kind, "source": source, "title": source.name if kind == "link" else source.title,
                "email": session.buyer.get("email"), **info}
     return _page(request, "checkout/pay_done.html", context, lang)

@@ -173,6 +173,23 @@ class StripeProcessor:
             pass
         return existing.values_list("customer_ref", flat=True).get()
 
+    def create_customer(self, name: str, email: str) -> str:
+        """A Stripe Customer for a checkout buyer who is not a contact yet (bound to the contact on success)."""
+        params = {"name": name[:200], "metadata": {"recur_checkout": "1"}}
+        if email:
+            params["email"] = email
+        try:
+            return self.client.v1.customers.create(params).id
+        except stripe.StripeError as exc:
+            raise ProcessorUnavailable(f"Stripe did not create the customer: {_message(exc)}") from exc
+
+    def forget_payment_method(self, processor_ref: str) -> None:
+        """Detach the PaymentMethod from its customer; a failure is logged, never raised."""
+        try:
+            self.client.v1.payment_methods.detach(processor_ref)
+        except stripe.StripeError as exc:
+            log.warning("Stripe did not detach PaymentMethod %s: %s", processor_ref, _message(exc))
+
     def save_payment_method(self, customer_ref: str, details: dict) -> SavedMethod:
         """Attach a Stripe PaymentMethod (``{"type": "stripe", "stripe_payment_method": "pm_…"}``).
 
