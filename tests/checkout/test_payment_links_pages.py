@@ -142,3 +142,28 @@ def test_expired_and_unpublished_quotes_offer_nothing(admin, on):
     r = Client().get(f"/billing/quote/{q.public_token}/")
     assert r.status_code == 410 and "has expired" in r.content.decode() and 'name="card_number"' not in r.content.decode()
     assert Client().get("/billing/quote/unknown/").status_code == 404
+
+
+def test_processor_unreachable_then_abandoned_page_lets_the_buyer_retry(admin, monkeypatch, on):
+    from recur.core import clock
+    from recur.payments.builtin import BuiltinProcessor
+
+    def unreachable(self, requests):
+        raise ConnectionError("the processor was not reached")
+
+    link = make_link(admin)
+    c = Client()
+    page = c.get(f"/billing/pay/{link.token}/").content.decode()
+    monkeypatch.setattr(BuiltinProcessor, "charge_many", unreachable)
+    r = c.post(f"/billing/pay/{link.token}/?lang=en", {**buyer(), **card_form(), "nonce": nonce_of(page)})
+    assert r.status_code == 302
+    assert "Your payment is being processed" in c.get(r["Location"]).content.decode()
+    monkeypatch.undo()
+    on(clock.start_of_day(DAY) + dt.timedelta(hours=9) + pl.ABANDON_AFTER + dt.timedelta(minutes=1))
+    pl.settle_sessions()
+    done = c.get(r["Location"]).content.decode()
+    assert "Your payment did not go through" in done and f'href="/billing/pay/{link.token}/"' in done
+    assert Subscription.objects.count() == 0 and Payment.objects.count() == 0 and Contact.objects.count() == 0
+    r = c.post(f"/billing/pay/{link.token}/?lang=en", {**buyer(), **card_form(), "nonce": nonce_of(page)})
+    assert r.status_code == 302 and "your purchase is complete" in c.get(r["Location"]).content.decode()
+    assert Subscription.objects.count() == 1

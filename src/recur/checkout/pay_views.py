@@ -219,7 +219,9 @@ def _done(request, session: CheckoutSession, source, kind: str):
         info = summary(source)
     context = {"result": result, "session": result.session, "subs": result.subscriptions, "payment": result.charge if result.charge and result.charge.amount else None,
                "kind": kind, "source": source, "title": source.name if kind == "link" else source.title,
-               "email": session.buyer.get("email"), **info}
+               "email": session.buyer.get("email"),
+               "retry_url": reverse("checkout:pay" if kind == "link" else "checkout:quote",
+                                    args=[source.token if kind == "link" else source.public_token]), **info}
     return _page(request, "checkout/pay_done.html", context, lang)
 
 

@@ -69,7 +69,7 @@ from recur.billing.engine import install_id
 from recur.billing.models import BillingCycle, Invoice, InvoiceLine, Payment, PaymentAttempt
 from recur.checkout.models import CheckoutAttempt, CheckoutSession, PaymentLink, PaymentLinkItem
 from recur.core import clock, records
-from recur.core.errors import NotFound, ServiceError, ValidationFailed
+from recur.core.errors import Conflict, NotFound, ServiceError, ValidationFailed
 from recur.core.money import line_amounts
 from recur.crm import quotes as quote_services
 from recur.crm import services as crm
@@ -318,8 +318,10 @@ def _type_error(allowed: list[str]) -> ValidationFailed:
 def _lock_session(source, nonce: str) -> CheckoutSession:
     """The session of this form, locked; created (status ``charging``, not saved yet) when new."""
     is_link = isinstance(source, PaymentLink)
-    session = CheckoutSession.objects.select_for_update().filter(nonce=nonce).first()
-    if session is None:
+    for _ in range(3):
+        session = CheckoutSession.objects.select_for_update().filter(nonce=nonce).first()
+        if session is not None:
+            break
         now = clock.now()
         session = CheckoutSession(nonce=nonce, payment_link=source if is_link else None,
                                   quote=None if is_link else source, currency=source.currency,
@@ -327,8 +329,11 @@ def _lock_session(source, nonce: str) -> CheckoutSession:
         try:
             with transaction.atomic():
                 session.save(force_insert=True)
+            break
         except IntegrityError:  # the same form, submitted twice at the same moment: wait for the first
-            session = CheckoutSession.objects.select_for_update().get(nonce=nonce)
+            continue  # (the lock above waits for its commit; it may also have been rolled back)
+    else:
+        raise Conflict("This purchase is already being processed.", code="payment_in_progress")
     if (session.payment_link_id, session.quote_id) != ((source.pk, None) if is_link else (None, source.pk)):
         raise ValidationFailed("nonce: this form belongs to another page", field="nonce")
     return session
