@@ -1,7 +1,7 @@
 """How a checkout charge is booked and settled (R-SIGN-1, R-SIGN-4, R-SIGN-5, R-BILL-6; DESIGN rule 2).
 
 One processor charge pays a purchase; each subscription's first period is paid by its share
-(one invoice per subscription, one for the one-time items); a pending bank debit that fails later
+(one invoice per subscription; the one-time items on the first of them); a pending bank debit that fails later
 puts every subscription of the checkout past due; a crash between charge and recording is
 settled by looking the key up, never by charging again.
 """
@@ -19,6 +19,7 @@ from recur.billing.models import BillingCycle, Invoice, Payment, PaymentAttempt
 from recur.checkout import payment_links as pl
 from recur.checkout.models import CheckoutAttempt, CheckoutSession
 from recur.core import clock
+from recur.core.errors import ValidationFailed
 from recur.crm.models import Contact
 from recur.notifications.models import OutboxMessage
 from recur.payments.builtin import BuiltinProcessor
@@ -57,15 +58,17 @@ def test_each_subscription_is_paid_by_its_own_share(admin):
     subs = by_frequency()
     monthly, annual = subs["monthly"], subs["annually"]
     # The first period of each subscription: its own cycle and invoice, paid by its share.
-    for sub, share, end in ((monthly, 4900, dt.date(2027, 4, 1)), (annual, 60500, dt.date(2028, 3, 1))):
+    # The one-time fee is billed once, on the first subscription's first invoice (no period).
+    for sub, share, lines in ((monthly, 4900 + 15000, [("Support plan", DAY, dt.date(2027, 4, 1)),
+                                                       ("Onboarding", None, None)]),
+                              (annual, 60500, [("Licence", DAY, dt.date(2028, 3, 1))])):
         inv = Invoice.objects.get(subscription=sub)
         assert (inv.total, inv.amount_paid, inv.status) == (share, share, "paid")
-        assert inv.cycle.period_index == 0 and inv.cycle.status == "paid"
-        assert [(li.period_start, li.period_end) for li in inv.lines.all()] == [(DAY, end)]
+        assert inv.cycle.period_index == 0 and inv.cycle.status == "paid" and inv.cycle.amount == sub.amount
+        assert [(li.name, li.period_start, li.period_end) for li in inv.lines.all()] == lines
         assert (sub.payments_made, sub.total_paid, sub.last_payment_date, sub.status) == (1, share, DAY, "active")
         assert Payment.objects.get(subscription=sub).amount == share
-    one_time = Invoice.objects.get(subscription=None)
-    assert (one_time.total, one_time.status, one_time.lines.get().name) == (15000, "paid", "Onboarding")
+    assert not Invoice.objects.filter(subscription=None).exists()
     annual_inv = Invoice.objects.get(subscription=annual)
     assert (annual_inv.subtotal, annual_inv.tax) == (50000, 10500)
     # One charge; the payments add up to it and carry its id (refunds go to that charge).
@@ -74,23 +77,24 @@ def test_each_subscription_is_paid_by_its_own_share(admin):
     assert sum(p.amount for p in pays) == charge.amount == TOTAL
     assert {p.charge_ref for p in pays} == {charge.charge_ref} and {p.status for p in pays} == {"succeeded"}
     assert sorted(result.session.payment_ids) == [p.pk for p in pays]
-    assert len(result.session.invoice_ids) == 3
-    # Nothing of period 0 is billed again; each renews on its own schedule.
+    assert len(result.session.invoice_ids) == 2
+    # Nothing of period 0 is billed again; each renews on its own schedule (the fee never again).
     engine.run(DAY)
-    assert Invoice.objects.count() == 3 and Payment.objects.count() == 3
+    assert Invoice.objects.count() == 2 and Payment.objects.count() == 2
     engine.run(dt.date(2027, 4, 1))
     monthly.refresh_from_db()
-    assert (monthly.payments_made, monthly.total_paid) == (2, 9800)
+    assert (monthly.payments_made, monthly.total_paid) == (2, 4900 + 15000 + 4900)
+    assert Invoice.objects.filter(subscription=monthly).order_by("-pk").first().total == 4900
     assert Payment.objects.filter(subscription=annual).count() == 1
 
 
 def test_a_part_is_refunded_within_its_share(admin):
     pl.checkout(make_link(admin), BUYER, card())
-    payment = Payment.objects.get(subscription__billing_frequency="monthly")
-    with pytest.raises(Exception):
-        billing.refund_payment(admin, payment, 4901)
-    refund = billing.refund_payment(admin, payment, 4900)
-    assert refund.amount == 4900 and BuiltinCharge.objects.get().refunded == 4900
+    payment = Payment.objects.get(subscription__billing_frequency="annually")
+    with pytest.raises(ValidationFailed):
+        billing.refund_payment(admin, payment, 60501)
+    refund = billing.refund_payment(admin, payment, 60500)
+    assert refund.amount == 60500 and BuiltinCharge.objects.get().refunded == 60500
 
 
 def test_pending_bank_debit_that_settles_keeps_every_subscription_active(admin, on):
@@ -98,17 +102,15 @@ def test_pending_bank_debit_that_settles_keeps_every_subscription_active(admin, 
     assert result.status == "pending"
     subs = by_frequency()
     assert {s.status for s in subs.values()} == {"active"}  # R-SIGN-5: made while pending
-    assert sorted(Payment.objects.values_list("amount", "status")) == [
-        (4900, "pending"), (15000, "pending"), (60500, "pending")]
+    assert sorted(Payment.objects.values_list("amount", "status")) == [(19900, "pending"), (60500, "pending")]
     assert not OutboxMessage.objects.filter(kind__in=("payment_receipt", "seller_receipt")).exists()
     on(dt.date(2027, 3, 5))
     engine.run()
     for sub in Subscription.objects.all():
-        share = 4900 if sub.billing_frequency == "monthly" else 60500
+        share = 19900 if sub.billing_frequency == "monthly" else 60500
         assert (sub.status, sub.payments_made, sub.total_paid) == ("active", 1, share)
         assert Invoice.objects.get(subscription=sub).status == "paid"
     assert set(Payment.objects.values_list("status", flat=True)) == {"succeeded"}
-    assert Invoice.objects.get(subscription=None).status == "paid"
     receipt = OutboxMessage.objects.get(kind="payment_receipt")
     assert receipt.context["amount"] == {"amount_minor": TOTAL, "currency": "EUR"}
     assert OutboxMessage.objects.filter(kind="seller_receipt").count() == 1
@@ -139,7 +141,7 @@ def test_pending_bank_debit_that_fails_puts_every_subscription_past_due(admin, o
     on(dt.date(2027, 3, 8))
     engine.run()
     retries = PaymentAttempt.objects.filter(attempt_no=2)
-    assert sorted(retries.values_list("amount", flat=True)) == [4900, 60500]
+    assert sorted(retries.values_list("amount", flat=True)) == [19900, 60500]
     assert {a.invoice.subscription.billing_frequency for a in retries} == {"monthly", "annually"}
 
 
@@ -186,7 +188,7 @@ def test_crash_after_the_charge_is_settled_by_key_without_a_second_charge(admin,
     assert BuiltinCharge.objects.count() == 1 and sum(Payment.objects.values_list("amount", flat=True)) == TOTAL
     assert OutboxMessage.objects.filter(kind="payment_receipt").count() == 1
     assert pl.settle_sessions(older_than_seconds=0) == 0
-    assert Payment.objects.count() == 3
+    assert Payment.objects.count() == 2
 
 
 def test_crash_before_the_charge_is_never_charged_later(admin, monkeypatch, on):
@@ -241,3 +243,30 @@ def test_no_shipping_address_when_not_asked(admin, api):
     sub = result.subscriptions[0]
     assert sub.shipping_address == {}
     assert api.get(f"/subscriptions/{sub.pk}").json()["shipping_address"] is None
+
+
+def test_one_update_link_recovers_every_subscription_of_the_checkout(admin, on):
+    from recur.checkout import services
+
+    pl.checkout(make_link(admin), BUYER, bank(account="000111111116"))
+    on(dt.date(2027, 3, 5))
+    engine.run()
+    subs = list(Subscription.objects.order_by("pk"))
+    assert {s.status for s in subs} == {"past_due"}
+    outcome = services.update_payment_method(subs[0].pk, card())
+    assert outcome.succeeded == TOTAL  # both first periods and the fee, at once (R-BILL-6)
+    for sub in Subscription.objects.all():
+        assert sub.status == "active" and sub.payment_method_id == outcome.payment_method.pk
+        assert sub.payments_made == 1
+    assert set(Invoice.objects.values_list("status", flat=True)) == {"paid"}
+
+
+def test_one_time_purchase_by_a_failing_debit_offers_the_invoice_page(admin, on):
+    link = pl.create_payment_link(admin, {"name": "Training", "line_items": [ITEMS[2]]})
+    pl.checkout(link, BUYER, bank(account="000111111116"))
+    on(dt.date(2027, 3, 5))
+    engine.run()
+    invoice = Invoice.objects.get()
+    assert (invoice.subscription_id, invoice.status, invoice.accept_online_payments) == (None, "open", True)
+    failed = OutboxMessage.objects.get(kind="payment_failed")
+    assert "/billing/invoice/" in failed.context["update_url"]

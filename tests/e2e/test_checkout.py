@@ -5,7 +5,8 @@ days a bank debit takes to settle are passed in the test's own thread (``on``) b
 billing run.
 
 The link holds a monthly and an annual item (two subscriptions, R-SIGN-4) and a one-time fee:
-€49.00 + €500.00 + €150.00 = €699.00 due today, booked as one payment per invoice.
+€49.00 + €500.00 + €150.00 = €699.00 due today, booked as one payment per subscription's first
+invoice (the fee on the first of them).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from tests.e2e.test_hosted_pages import fill_card
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SHARES = {"monthly": 4900, "annually": 50000, None: 15000}
+SHARES = {"monthly": 4900 + 15000, "annually": 50000}  # the one-time fee on the first invoice
 
 
 def make_link(admin, **kw):

@@ -28,8 +28,9 @@ Money safety — the charge comes FIRST, the purchase only after it:
      contact and the link's or quote's deals, R-SIGN-2; Scheduled when they
      start later, R-SIGN-7), and the booking of the charge: ONE INVOICE PER
      SUBSCRIPTION that starts today (its period 0, a billing cycle of its own,
-     so the billing run never bills it again: rule 1) plus one invoice for the
-     one-time items. Each invoice has a payment attempt ``<key>/<i>`` for its
+     so the billing run never bills it again: rule 1); the one-time items go on
+     the first of them (as Stripe does, so dunning collects them too), or on an
+     invoice of their own when no subscription starts today. Each invoice has a payment attempt ``<key>/<i>`` for its
      share of the charge, recorded by the billing engine
      (``engine.record_shared_charge``): one payment per invoice, all with the
      processor's charge id, adding up to the amount charged. The buyer receipt
@@ -538,6 +539,7 @@ def _complete(session: CheckoutSession, attempt: CheckoutAttempt, result: Charge
     company = records.associated(contact, "company").first()
     buyer = session.buyer
     subs, parts = [], []  # parts: the invoices that share the charge
+    one_time = [(it, None, None) for it in plan.one_time]
     for g in plan.groups:
         sub = create_subscription(None, {
             "contact_id": contact.pk, "company_id": company.pk if company else None, "collection": "auto_charge",
@@ -551,12 +553,14 @@ def _complete(session: CheckoutSession, attempt: CheckoutAttempt, result: Charge
         if is_link:
             records.associate(None, sub, source)
         if g.starts_now and result is not None:
-            parts.append(_first_period(sub, g, contact, buyer))
+            # One-time items are billed once, on the first invoice of the first subscription that
+            # starts today (as Stripe does): a failed debit's dunning then collects them too.
+            parts.append(_first_period(sub, g, contact, buyer, one_time))
+            one_time = []
             sub.refresh_from_db()
         subs.append(sub)
-    if plan.one_time and result is not None:
-        parts.append(_invoice(contact, buyer, plan.currency, [(it, None, None) for it in plan.one_time], None, None,
-                              accept_online=True))
+    if one_time and result is not None:  # no subscription starts today: an invoice of their own
+        parts.append(_invoice(contact, buyer, plan.currency, one_time, None, None, accept_online=True))
     invoices = parts
     for inv in invoices:
         for other in [source, *deals]:
@@ -590,9 +594,10 @@ def _complete(session: CheckoutSession, attempt: CheckoutAttempt, result: Charge
     session.save()
 
 
-def _first_period(sub: Subscription, g: Group, contact, buyer: dict) -> Invoice:
+def _first_period(sub: Subscription, g: Group, contact, buyer: dict, one_time: list[tuple]) -> Invoice:
     """Period 0 of a subscription that starts today, paid by the checkout: its own billing cycle and
-    invoice (the billing run never bills that period again: unique cycle per period)."""
+    invoice (the billing run never bills that period again: unique cycle per period), with the
+    purchase's one-time items when ``one_time`` holds them."""
     start, end = sub.period(0)
     cycle = BillingCycle.objects.create(subscription=sub, period_index=0, period_start=start, period_end=end,
                                         amount=sub.amount, currency=sub.currency,
@@ -601,7 +606,7 @@ def _first_period(sub: Subscription, g: Group, contact, buyer: dict) -> Invoice:
     Subscription.objects.filter(pk=sub.pk).update(
         billed_through=0, next_payment_date=None if fixed is not None and fixed <= 1 else sub.period_start(1),
         updated_at=clock.now())
-    return _invoice(contact, buyer, sub.currency, [(it, start, end) for it in g.items], sub, cycle,
+    return _invoice(contact, buyer, sub.currency, [(it, start, end) for it in g.items] + one_time, sub, cycle,
                     accept_online=sub.accept_online_payments)
 
 
@@ -718,7 +723,7 @@ def _receipts(session, attempt, contact, subs, pays) -> None:
 
 
 def _failure_emails(session, attempt, result: ChargeResult, contact, subs, pays) -> None:
-    from recur.checkout.links import update_payment_method_url
+    from recur.checkout.links import invoice_url, update_payment_method_url
     from recur.notifications import services as outbox
 
     first = pays[0].pk
@@ -726,7 +731,8 @@ def _failure_emails(session, attempt, result: ChargeResult, contact, subs, pays)
         .exclude(next_retry_on=None).order_by("next_retry_on").values_list("next_retry_on", flat=True).first()
     ctx = {**_context(session, attempt, contact, subs, pays), "failed_on": clock.today(),
            "reason": result.failure_message, "next_retry_on": retry,
-           "update_url": update_payment_method_url(subs[0].pk) if subs else ""}
+           # No subscription to update: the invoice's own page takes another card or account.
+           "update_url": update_payment_method_url(subs[0].pk) if subs else invoice_url(pays[0].invoice_id)}
     ctx.pop("payment_method")
     email = contact.email or session.buyer.get("email")
     if email:
