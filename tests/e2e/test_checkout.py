@@ -144,6 +144,11 @@ def pay_by_bank(page, link, account: str, shot):
     page.goto(page.base + f"/billing/pay/{link.token}/?lang=nl")
     page.get_by_label("Volledige naam").fill("Anna de Vries")
     page.get_by_label("E-mail").fill("anna@example.nl")
+    if link.collect_shipping_address:
+        page.get_by_label("Adres").fill("Dorpsstraat 7")
+        page.get_by_label("Postcode").fill("1234 AB")
+        page.get_by_label("Plaats").fill("Ede")
+        page.get_by_label("Land").fill("NL")
     page.locator("label.method", has_text="Bankrekening").click()
     page.get_by_label("Rekeninghouder").fill("Anna de Vries")
     page.get_by_label("Routingnummer").fill("110000000")
@@ -168,7 +173,7 @@ def test_bank_account_is_pending_then_settles(admin, page, shot, on):
 
 
 def test_failing_bank_account_puts_every_subscription_past_due(admin, page, shot, on):
-    link = make_link(admin, collect_billing_address=False)
+    link = make_link(admin, collect_billing_address=False, collect_shipping_address=True)
     pay_by_bank(page, link, "000111111116", shot)
     assert_purchase(link, "active", "pending")
     on(clock.today() + dt.timedelta(days=7))
@@ -177,3 +182,14 @@ def test_failing_bank_account_puts_every_subscription_past_due(admin, page, shot
     assert set(BillingCycle.objects.filter(subscription__in=subs).values_list("status", flat=True)) == {"failed"}
     failed = OutboxMessage.objects.get(kind="payment_failed")
     assert failed.to_email == "anna@example.nl" and failed.context["amount"]["amount_minor"] == 69900
+    assert {tuple(sorted(s.shipping_address.items())) for s in subs} == {tuple(sorted(
+        {"address_line1": "Dorpsstraat 7", "postal_code": "1234 AB", "city": "Ede", "country": "NL"}.items()))}
+    # The seller sees the subscription Unpaid, with the shipping address the buyer gave.
+    page.goto(page.base + "/login/")
+    page.fill("#id_username", "admin@example.com")
+    page.fill("#id_password", "correct-horse-9")
+    page.click("button[type=submit]")
+    page.goto(page.base + f"/subscriptions/{subs[0].pk}/?lang=en")
+    expect(page.get_by_test_id("shipping-address")).to_contain_text("Dorpsstraat 7")
+    expect(page.get_by_test_id("shipping-address")).to_contain_text("1234 AB Ede")
+    shot("3-seller-subscription")
