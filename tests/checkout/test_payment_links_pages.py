@@ -13,6 +13,7 @@ from recur.checkout import payment_links as pl
 from recur.checkout.models import CheckoutSession
 from recur.crm import quotes
 from recur.crm import services as crm
+from recur.crm.models import Contact
 from recur.subscriptions.models import Subscription
 from tests.checkout.conftest import bank_form, card_form
 
@@ -59,7 +60,8 @@ def test_pay_with_card_redirects_to_confirmation(admin):
     assert r.status_code == 302, r.content.decode()[:3000]
     done = c.get(r["Location"]).content.decode()
     assert "your purchase is complete" in done and "anna@example.nl" in done
-    assert Subscription.objects.count() == 1 and Payment.objects.get().amount == 19900
+    assert Subscription.objects.count() == 1
+    assert list(Payment.objects.values_list("amount", flat=True)) == [4900 + 15000]  # the plan and the fee
     # The same form again (a double submit) is the same purchase.
     again = c.post(f"/billing/pay/{link.token}/?lang=en", {**buyer(), **card_form(), "nonce": nonce_of(page)})
     assert again.status_code == 302 and again["Location"] == r["Location"]
@@ -74,11 +76,13 @@ def test_declined_card_shows_reason_and_form_again(admin):
                {**buyer(), **card_form(number="4000 0000 0000 0002"), "nonce": nonce_of(page)})
     html = r.content.decode()
     assert r.status_code == 200 and "Your card was declined." in html and "You have not been charged" in html
-    assert nonce_of(html) != nonce_of(page)
+    assert nonce_of(html) == nonce_of(page)  # the retry belongs to the same checkout session
     assert 'value="anna@example.nl"' in html and "4000" not in re.sub(r"<[^>]+>", "", html.split("declined")[0])
-    assert Subscription.objects.count() == 0
+    assert Subscription.objects.count() == 0 and Contact.objects.count() == 0 and Payment.objects.count() == 0
     r = c.post(f"/billing/pay/{link.token}/?lang=en", {**buyer(), **card_form(), "nonce": nonce_of(html)})
     assert r.status_code == 302 and Subscription.objects.count() == 1
+    session = CheckoutSession.objects.get()
+    assert list(session.attempts.order_by("attempt_no").values_list("status", flat=True)) == ["failed", "succeeded"]
 
 
 def test_bank_account_is_pending(admin):
@@ -138,3 +142,28 @@ def test_expired_and_unpublished_quotes_offer_nothing(admin, on):
     r = Client().get(f"/billing/quote/{q.public_token}/")
     assert r.status_code == 410 and "has expired" in r.content.decode() and 'name="card_number"' not in r.content.decode()
     assert Client().get("/billing/quote/unknown/").status_code == 404
+
+
+def test_processor_unreachable_then_abandoned_page_lets_the_buyer_retry(admin, monkeypatch, on):
+    from recur.core import clock
+    from recur.payments.builtin import BuiltinProcessor
+
+    def unreachable(self, requests):
+        raise ConnectionError("the processor was not reached")
+
+    link = make_link(admin)
+    c = Client()
+    page = c.get(f"/billing/pay/{link.token}/").content.decode()
+    monkeypatch.setattr(BuiltinProcessor, "charge_many", unreachable)
+    r = c.post(f"/billing/pay/{link.token}/?lang=en", {**buyer(), **card_form(), "nonce": nonce_of(page)})
+    assert r.status_code == 302
+    assert "Your payment is being processed" in c.get(r["Location"]).content.decode()
+    monkeypatch.undo()
+    on(clock.start_of_day(DAY) + dt.timedelta(hours=9) + pl.ABANDON_AFTER + dt.timedelta(minutes=1))
+    pl.settle_sessions()
+    done = c.get(r["Location"]).content.decode()
+    assert "Your payment did not go through" in done and f'href="/billing/pay/{link.token}/"' in done
+    assert Subscription.objects.count() == 0 and Payment.objects.count() == 0 and Contact.objects.count() == 0
+    r = c.post(f"/billing/pay/{link.token}/?lang=en", {**buyer(), **card_form(), "nonce": nonce_of(page)})
+    assert r.status_code == 302 and "your purchase is complete" in c.get(r["Location"]).content.decode()
+    assert Subscription.objects.count() == 1

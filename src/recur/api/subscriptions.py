@@ -101,6 +101,7 @@ def subscription_out(s: Subscription) -> dict:
         "save_payment_method": s.save_payment_method,
         "contact_id": s.contact_id, "company_id": s.company_id, "deal_ids": [i for _, i, _ in ids],
         "quote_id": s.quote_id, "payment_method_id": s.payment_method_id, "billing_address": s.billing_address,
+        "shipping_address": s.shipping_address or None,
         "line_items": [
             {"id": it.pk, "product_id": it.product_id, "name": it.name, "quantity": it.quantity,
              "unit_price": money_out(it.unit_price, s.currency), "discount_percent": str(it.discount_percent),

@@ -299,9 +299,24 @@ def record_results(results: list[ChargeResult], summary: Summary | None = None) 
     summary = summary if summary is not None else Summary()
     if not results:
         return
-    by_key = {r.idempotency_key: r for r in results}
+    from recur.checkout.payment_links import take_checkout_results
+
     with transaction.atomic():
-        _Recorder(by_key, summary).record()
+        # A hosted checkout's charge is keyed on its checkout session; checkout records it (its
+        # parts come back through ``record_shared_charge``).
+        results = take_checkout_results(results, summary)
+        if results:
+            _Recorder({r.idempotency_key: r for r in results}, summary).record()
+
+
+def record_shared_charge(results: list[ChargeResult], summary: Summary | None = None) -> None:
+    """Record the parts of ONE processor charge split over several invoices (a checkout that made
+    several subscriptions): each part is an attempt of its own invoice and is recorded as above
+    (payments, invoice and cycle status, subscription status, dunning) but queues no e-mails; the
+    caller sends one receipt for the whole charge."""
+    if results:
+        with transaction.atomic():
+            _Recorder({r.idempotency_key: r for r in results}, summary or Summary(), emails=False).record()
 
 
 _ATTEMPT_FIELDS = (
@@ -315,8 +330,8 @@ _SUB_STATE = ("id", "status", "payments_made", "total_paid", "name", "canceled_a
 
 
 class _Recorder:
-    def __init__(self, by_key: dict[str, ChargeResult], summary: Summary):
-        self.by_key, self.summary = by_key, summary
+    def __init__(self, by_key: dict[str, ChargeResult], summary: Summary, emails: bool = True):
+        self.by_key, self.summary, self.send = by_key, summary, emails
         self.now, self.today = clock.now(), clock.today()
         self.emails: list[dict] = []
         self.admins: dict[str, list] = {}
@@ -387,7 +402,7 @@ class _Recorder:
                      " failure_message = %s, updated_at = %s WHERE id = %s",
                      [(st, ref, ref, msg, at, pid) for st, ref, msg, at, pid in changed_payments])
         self._write(now_db)
-        for a in attempts:
+        for a in attempts if self.send else ():
             self._emails(a, self.by_key[a["idempotency_key"]])
         self.summary.emails_queued += outbox.queue_many(self.emails)
 
@@ -583,8 +598,9 @@ def poll_processor_events(summary: Summary) -> None:
     if _last_reconcile is not None and now - _last_reconcile < RECONCILE_EVERY:
         return
     _last_reconcile = now
-    pending = PaymentAttempt.objects.filter(status="pending", created_at__lte=now - RECONCILE_EVERY).values_list(
-        "idempotency_key", "payment_method__processor")
+    # Parts of a shared charge ("<key>/<n>") are settled through the charge's own key (checkout).
+    pending = PaymentAttempt.objects.filter(status="pending", created_at__lte=now - RECONCILE_EVERY).exclude(
+        idempotency_key__contains="/").values_list("idempotency_key", "payment_method__processor")
     settled = [r for r in (get_processor(p).lookup(k) for k, p in pending.iterator())
                if r is not None and r.status != "pending"]
     record_results(settled, summary)

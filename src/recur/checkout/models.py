@@ -72,7 +72,11 @@ class PaymentLinkItem(models.Model):
 
 
 class CheckoutSession(models.Model):
-    """One purchase through a hosted checkout page."""
+    """One purchase through a hosted checkout page: one per rendered form (its ``nonce``).
+
+    Until a charge succeeds (or a bank debit is submitted) the session is all there is: its
+    attempts (``CheckoutAttempt``) carry the charges' idempotency keys; no contact, payment
+    method, subscription, invoice or payment exists yet. ``completed`` lists what was made."""
 
     STATUSES = [("charging", "charging"), ("declined", "declined"), ("completed", "completed")]
 
@@ -81,20 +85,59 @@ class CheckoutSession(models.Model):
                                      related_name="sessions")
     quote = models.ForeignKey("crm.Quote", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     status = models.CharField(max_length=20, choices=STATUSES, default="charging")
-    contact = models.ForeignKey("crm.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    payment_method = models.ForeignKey("payments.PaymentMethod", null=True, blank=True, on_delete=models.SET_NULL,
-                                       related_name="+")
-    invoice = models.ForeignKey("billing.Invoice", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    attempt = models.ForeignKey("billing.PaymentAttempt", null=True, blank=True, on_delete=models.SET_NULL,
-                                related_name="+")
     amount_due_now = models.BigIntegerField(default=0)
     currency = models.CharField(max_length=3)
     buyer = models.JSONField(default=dict, blank=True)  # name, e-mail, addresses (never payment details)
-    subscription_ids = models.JSONField(default=list, blank=True)
+    # The last decline, shown to the buyer beside the form.
     failure_code = models.CharField(max_length=60, blank=True)
     failure_message = models.CharField(max_length=300, blank=True)
+    # What a completed purchase made.
+    contact = models.ForeignKey("crm.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    payment_method = models.ForeignKey("payments.PaymentMethod", null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="+")
+    subscription_ids = models.JSONField(default=list, blank=True)
+    invoice_ids = models.JSONField(default=list, blank=True)
+    payment_ids = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 
     class Meta:
         indexes = [models.Index(fields=["status", "created_at"], name="checkout_session_status_idx")]
+
+
+class CheckoutAttempt(models.Model):
+    """One try to pay a checkout session, committed BEFORE the processor is called (DESIGN rule 2).
+
+    The processor charge carries ``idempotency_key``; a crash between the charge and its recording
+    is settled by ``payment_links.settle_sessions`` looking the key up. The method was saved at
+    the processor for this try only (``method_*``): it becomes a ``PaymentMethod`` of the contact
+    when the charge succeeds or is pending, and is detached when it fails."""
+
+    STATUSES = [("started", "started"), ("succeeded", "succeeded"), ("pending", "pending"), ("failed", "failed"),
+                ("saved", "saved")]  # saved: nothing was due today, the method was only saved
+
+    session = models.ForeignKey(CheckoutSession, on_delete=models.CASCADE, related_name="attempts")
+    attempt_no = models.PositiveSmallIntegerField()
+    idempotency_key = models.CharField(max_length=100, unique=True)
+    amount = models.BigIntegerField(validators=[MinValueValidator(0)])
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=10, choices=STATUSES, default="started")
+    processor = models.CharField(max_length=20)
+    customer_ref = models.CharField(max_length=255)
+    new_customer = models.BooleanField(default=False)  # made for this buyer: bound to the contact on success
+    method_ref = models.CharField(max_length=255)
+    method_type = models.CharField(max_length=20)
+    method_brand = models.CharField(max_length=30, blank=True)
+    method_last4 = models.CharField(max_length=4, blank=True)
+    method_exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
+    method_exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
+    method_fingerprint = models.CharField(max_length=64, blank=True)
+    charge_ref = models.CharField(max_length=100, blank=True)
+    failure_code = models.CharField(max_length=60, blank=True)
+    failure_message = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["session", "attempt_no"], name="uniq_checkout_attempt_no")]
+        indexes = [models.Index(fields=["status", "created_at"], name="checkout_attempt_status_idx")]

@@ -171,6 +171,7 @@ def _checkout_page(request, source, *, kind: str, token: str, contact=None):
                                                                         result.session.currency),
                                                    "reason": _reason(result.failure_code, result.reason)}
                         pay_form = payment_form(entry, initial={"method": pay_form.cleaned_data["method"]})
+                        nonce = result.session.nonce  # the retry is the same purchase (one session)
                     else:
                         name = "checkout:pay_done" if kind == "link" else "checkout:quote_done"
                         url = reverse(name, args=[token, result.session.nonce])
@@ -216,13 +217,15 @@ def quote_page(request, token: str):
 
 
 def _done(request, session: CheckoutSession, source, kind: str):
-    result = pl.finish(session.pk)  # settles a purchase whose charge finished after the request that made it
+    result = pl.settle_session(session.pk)  # records a charge the request that made it did not
     lang = _language(request, session.contact)
     with translation.override(lang):
         info = summary(source)
-    context = {"result": result, "session": result.session, "subs": result.subscriptions, "payment": result.payment,
+    context = {"result": result, "session": result.session, "subs": result.subscriptions, "payment": result.charge if result.charge and result.charge.amount else None,
                "kind": kind, "source": source, "title": source.name if kind == "link" else source.title,
-               "email": session.buyer.get("email"), **info}
+               "email": session.buyer.get("email"),
+               "retry_url": reverse("checkout:pay" if kind == "link" else "checkout:quote",
+                                    args=[source.token if kind == "link" else source.public_token]), **info}
     return _page(request, "checkout/pay_done.html", context, lang)
 
 

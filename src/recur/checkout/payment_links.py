@@ -5,45 +5,52 @@ purchase makes one subscription per R-SIGN-4 group of recurring items and
 charges, at once, everything due today: the first period of each subscription
 that starts today, plus the one-time items.
 
-Money safety — the charge comes BEFORE the subscriptions:
+Money safety — the charge comes FIRST, the purchase only after it:
 
-1. ``_begin`` (one transaction): the ``CheckoutSession`` row is created with
-   the form's unique ``nonce`` (a double submit finds the same row: one
-   purchase). The contact is found by e-mail or created (the processor needs a
-   customer to save a method with), the payment method is saved, and a
-   *checkout invoice* for everything due today is created with a
-   ``PaymentAttempt`` carrying the idempotency key ``rc-<install>-co-<session>-1``.
-   Commit — the attempt is on disk before the processor is called (rule 2).
-2. ``engine.charge_attempts`` charges it and records the outcome (payment row,
-   invoice paid, buyer receipt) in its own transaction, as for a hosted
-   invoice. A crash here leaves the attempt ``started``; the billing run's
-   recovery settles it with the same key, and ``settle_sessions`` (called on
-   every page view of the session and by ``settle_sessions()`` from a worker)
-   then finishes the purchase.
-3. ``_finish`` (one transaction, session row locked): on a decline nothing of
-   the purchase is kept — the checkout invoice is voided (invoice numbers stay
-   gapless), the saved method is removed and no subscription exists; the buyer
-   sees why and retries with a new form (new nonce). Only a contact that did
-   not exist before stays (it was needed to talk to the processor). On success,
-   or a bank debit that is pending (R-SIGN-5), the subscriptions are created
-   (``subscriptions.services.create_subscription``, automatic collection, the
-   saved method, associated with the paying contact and the link's or quote's
-   deals, R-SIGN-2) and their first period is recorded as covered by the
-   checkout charge: a billing cycle for period 0 and ``billed_through = 0``, so
-   the billing run never bills it again (unique cycle per period, rule 1). The
-   checkout invoice and its payment belong to the first of them; a pending
-   debit that later fails therefore makes that subscription Unpaid and starts
-   dunning, through the ordinary engine path.
+1. ``_start`` (one transaction): the ``CheckoutSession`` of the form's unique
+   ``nonce`` is locked (or created): a double submit finds it charging or
+   completed and makes no second purchase. The card or bank account is saved at
+   the processor only — on the customer of the contact with the buyer's e-mail
+   when there is one, else on a new processor customer — and a
+   ``CheckoutAttempt`` carrying the idempotency key ``rc-<install>-cs-<session>-<n>``
+   is written. Commit: the key is on disk before the processor is called (rule 2).
+2. The processor charges the attempt (``charge_many``; it never moves money twice
+   for one key, whatever the processor itself dedupes).
+3. ``record_outcome`` (one transaction, session locked) records the result once:
 
-A subscription that starts later (fixed date or delay, R-SIGN-7) is created
-Scheduled and nothing of it is charged now. Recurring payments never create a
-deal (R-SIGN-3); a link with ``allow_create_deals`` makes one only for a
-purchase without recurring items.
+   - **declined**: the attempt is ``failed``, the session ``declined`` with the
+     reason, the method is detached at the processor. Nothing else exists: no
+     contact, payment method, subscription, invoice or payment. The buyer sees
+     why on the same page and retries with the same form (attempt n + 1).
+   - **succeeded**, or a bank debit **pending** (R-SIGN-5): everything is made
+     together — the contact (found by e-mail or created, bound to the processor
+     customer), its payment method, the subscriptions (associated with the
+     contact and the link's or quote's deals, R-SIGN-2; Scheduled when they
+     start later, R-SIGN-7), and the booking of the charge: ONE INVOICE PER
+     SUBSCRIPTION that starts today (its period 0, a billing cycle of its own,
+     so the billing run never bills it again: rule 1); the one-time items go on
+     the first of them (as Stripe does, so dunning collects them too), or on an
+     invoice of their own when no subscription starts today. Each invoice has a payment attempt ``<key>/<i>`` for its
+     share of the charge, recorded by the billing engine
+     (``engine.record_shared_charge``): one payment per invoice, all with the
+     processor's charge id, adding up to the amount charged. The buyer receipt
+     and the seller receipts (R-SIGN-1) are queued once for the whole charge.
 
-Sign-up e-mails (R-SIGN-1): the engine's recorder queues the buyer receipt; the
-seller receipt to every super admin is queued here with the engine's dedupe key
-(``seller_receipt:<payment>``), so however the payment is recorded (now, or
-later for a bank debit) it is sent exactly once.
+   A crash between 2 and 3 leaves the attempt ``started``: ``settle_sessions``
+   (run by every billing run, and by the confirmation page for its session)
+   looks its key up at the processor and records what it finds. It never
+   charges again: a key the processor has not seen after ``ABANDON_AFTER`` was
+   never charged, and the attempt is closed as failed so the buyer may retry.
+
+Later outcomes of a pending bank debit (polled events, webhooks, the pending
+reconciliation) carry the checkout key; ``take_checkout_results`` (called by
+``engine.record_results``) records them on every part at once: settled, every
+subscription of the checkout is paid for its first period; failed, EVERY one
+becomes Unpaid with its own cycle in dunning (R-BILL-6), and the buyer gets one
+"payment failed" e-mail.
+
+Recurring payments never create a deal (R-SIGN-3); a link with
+``allow_create_deals`` makes one only for a purchase without recurring items.
 """
 
 from __future__ import annotations
@@ -61,7 +68,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from recur.billing.engine import install_id
 from recur.billing.models import BillingCycle, Invoice, InvoiceLine, Payment, PaymentAttempt
-from recur.checkout.models import CheckoutSession, PaymentLink, PaymentLinkItem
+from recur.checkout.models import CheckoutAttempt, CheckoutSession, PaymentLink, PaymentLinkItem
 from recur.core import account, clock, records
 from recur.core.errors import Conflict, NotFound, ServiceError, ValidationFailed
 from recur.core.money import line_amounts
@@ -69,6 +76,7 @@ from recur.crm import quotes as quote_services
 from recur.crm import services as crm
 from recur.crm.models import Quote
 from recur.payments import services as payments
+from recur.payments.processor import ChargeRequest, ChargeResult, SavedMethod, get_processor
 from recur.subscriptions import grouping, schedule
 from recur.subscriptions.models import Subscription
 
@@ -76,6 +84,12 @@ log = logging.getLogger("recur.checkout")
 
 METHODS = ("card", "bank_account")
 ITEM_FIELDS = quote_services.LINE_FIELDS
+# A started attempt whose key the processor still does not know after this long was never charged.
+ABANDON_AFTER = dt.timedelta(minutes=10)
+# Pending bank debits are looked up at their processor at most this often (events and webhooks
+# are the normal path; this is the safety net, as in the billing engine).
+RECONCILE_EVERY = dt.timedelta(hours=1)
+_last_reconcile: dt.datetime | None = None
 
 
 class Unavailable(ServiceError):
@@ -179,10 +193,11 @@ class Group:
     payments: int | None
     start: dt.date
     amount: int  # per period
+    today: dt.date
 
     @property
     def starts_now(self) -> bool:
-        return self.start <= clock.today()
+        return self.start <= self.today
 
 
 @dataclasses.dataclass
@@ -214,16 +229,17 @@ def source_items(source) -> list[dict]:
     return [{"product_id": li.product_id, **{k: getattr(li, k) for k in ITEM_FIELDS}} for li in rows]
 
 
-def plan_for(source) -> Plan:
-    """Groups and one-time items of a payment link or a quote, with today's start dates."""
+def plan_for(source, today: dt.date | None = None) -> Plan:
+    """Groups and one-time items of a payment link or a quote, with start dates for a checkout on
+    ``today`` (default: the account's today)."""
     items = source_items(source)
     groups, one_time = grouping.split_recurring(items)
-    today = clock.today()
+    today = today or clock.today()
     out = []
     for group in groups:
         freq, terms, fixed, days, months, n = grouping.grouping_key(group[0])
         start = today if fixed is not None and fixed < today else schedule.start_date(today, fixed, days, months)
-        out.append(Group(group, freq, terms, n, start, sum(_total(it) for it in group)))
+        out.append(Group(group, freq, terms, n, start, sum(_total(it) for it in group), today))
     return Plan(source.currency, out, one_time)
 
 
@@ -232,19 +248,20 @@ def plan_for(source) -> Plan:
 
 @dataclasses.dataclass
 class CheckoutResult:
-    """``status``: completed (paid, or nothing due now), pending (bank debit), declined, processing."""
+    """``status``: completed (paid, or nothing due now), pending (bank debit), declined, processing.
+    ``charge``: the session's last attempt (amount, currency, status); ``payments``: one per invoice."""
 
     status: str
     session: CheckoutSession
     subscriptions: list[Subscription]
-    payment: Payment | None = None
+    charge: CheckoutAttempt | None = None
+    payments: list[Payment] = dataclasses.field(default_factory=list)
     reason: str = ""
     failure_code: str = ""
 
     @property
     def pending(self) -> bool:
-        return self.payment is not None and self.payment.status == "pending"
-
+        return self.status == "pending"
 
 
 def new_nonce() -> str:
@@ -295,88 +312,89 @@ def _check_source(source) -> None:
             raise Unavailable("This quote cannot be accepted.", field="status")
 
 
-def _contact(buyer: dict):
-    contact = crm.find_contact_by_email(buyer["email"])
-    if contact is not None:
-        return contact, False
-    data = {"name": buyer["name"], "email": buyer["email"], "language": buyer["language"]}
-    data.update(buyer.get("billing_address") or {})
-    return crm.create_contact(None, data), True
+def _type_error(allowed: list[str]) -> ValidationFailed:
+    return ValidationFailed(f"type: must be one of {', '.join(allowed)}", field="type")
+
+
+def _lock_session(source, nonce: str) -> CheckoutSession:
+    """The session of this form, locked; created (status ``charging``, not saved yet) when new."""
+    is_link = isinstance(source, PaymentLink)
+    for _ in range(3):
+        session = CheckoutSession.objects.select_for_update().filter(nonce=nonce).first()
+        if session is not None:
+            break
+        now = clock.now()
+        session = CheckoutSession(nonce=nonce, payment_link=source if is_link else None,
+                                  quote=None if is_link else source, currency=source.currency,
+                                  created_at=now, updated_at=now)
+        try:
+            with transaction.atomic():
+                session.save(force_insert=True)
+            break
+        except IntegrityError:  # the same form, submitted twice at the same moment: wait for the first
+            continue  # (the lock above waits for its commit; it may also have been rolled back)
+    else:
+        raise Conflict("This purchase is already being processed.", code="payment_in_progress")
+    if (session.payment_link_id, session.quote_id) != ((source.pk, None) if is_link else (None, source.pk)):
+        raise ValidationFailed("nonce: this form belongs to another page", field="nonce")
+    return session
 
 
 @sensitive_variables("details")
 @transaction.atomic
-def _begin(source, nonce: str, buyer: dict, details: dict) -> tuple[CheckoutSession, bool]:
-    """Step 1: the session, the contact, the saved method, the checkout invoice and its attempt."""
+def _start(source, nonce: str, buyer: dict, details: dict) -> tuple[CheckoutSession, CheckoutAttempt | None]:
+    """Step 1: the session, the method saved at the processor, and an attempt carrying the key.
+
+    Returns the attempt to charge, or None when this submit charges nothing: the session is
+    already charging or completed (a double submit), or nothing is due today (completed here).
+    Bad input raises ``ValidationFailed`` naming the field; nothing is kept then."""
     is_link = isinstance(source, PaymentLink)
-    existing = CheckoutSession.objects.select_for_update().filter(nonce=nonce).first()
-    if existing is not None:
-        if (existing.payment_link_id, existing.quote_id) != ((source.pk, None) if is_link else (None, source.pk)):
-            raise ValidationFailed("nonce: this form belongs to another page", field="nonce")
-        return existing, False
+    session = _lock_session(source, nonce)
+    if session.status in ("charging", "completed") and session.attempts.exists():
+        return session, None
     locked = (PaymentLink if is_link else Quote).objects.select_for_update().get(pk=source.pk)
     _check_source(locked)
     buyer = _clean_buyer(locked, buyer)
-    kind = details.get("type") if isinstance(details, dict) else None
     allowed = _accepted(locked)
-    if kind not in allowed:
-        raise ValidationFailed(f"type: must be one of {', '.join(allowed)}", field="type")
+    kind = details.get("type") if isinstance(details, dict) else None
+    if kind in METHODS and kind not in allowed:
+        raise _type_error(allowed)
     plan = plan_for(locked)
+    processor = get_processor()
+    contact = (None if is_link else locked.contact) or crm.find_contact_by_email(buyer["email"])
+    if contact is not None:
+        customer_ref, new_customer = processor.ensure_customer(contact), False
+    else:  # no contact until the charge succeeds: a processor customer of its own meanwhile
+        customer_ref, new_customer = processor.create_customer(buyer["name"], buyer["email"]), True
+    saved = payments.tokenize(processor, customer_ref, details)
+    if saved.type not in allowed:  # a processor token (pm_…) turned out to be a kind the link refuses
+        processor.forget_payment_method(saved.processor_ref)
+        raise _type_error(allowed)
+    n = session.attempts.count() + 1
     now = clock.now()
-    try:
-        with transaction.atomic():
-            session = CheckoutSession.objects.create(
-                nonce=nonce, payment_link=locked if is_link else None, quote=None if is_link else locked,
-                currency=plan.currency, amount_due_now=plan.due_now, buyer=buyer, created_at=now, updated_at=now)
-    except IntegrityError:  # the same form, submitted twice at the same moment
-        raise Conflict("This purchase is already being processed.", code="payment_in_progress") from None
-    if is_link:
-        contact, _ = _contact(buyer)
-    else:
-        contact = locked.contact or _contact(buyer)[0]
-    method = payments.add_payment_method(None, contact, details)
-    session.contact, session.payment_method = contact, method
-    if plan.due_now > 0:
-        session.invoice, session.attempt = _checkout_invoice(session, locked, plan, contact, method)
+    attempt = CheckoutAttempt.objects.create(
+        session=session, attempt_no=n, idempotency_key=f"rc-{install_id()}-cs-{session.pk}-{n}",
+        amount=plan.due_now, currency=plan.currency, status="started" if plan.due_now > 0 else "saved",
+        processor=processor.name, customer_ref=customer_ref, new_customer=new_customer,
+        method_ref=saved.processor_ref, method_type=saved.type, method_brand=saved.brand,
+        method_last4=saved.last4, method_exp_month=saved.exp_month, method_exp_year=saved.exp_year,
+        method_fingerprint=saved.fingerprint, created_at=now)
+    session.status, session.buyer, session.amount_due_now, session.currency = (
+        "charging", buyer, plan.due_now, plan.currency)
+    session.failure_code = session.failure_message = ""
+    session.updated_at = now
     session.save()
-    return session, True
+    if plan.due_now == 0:  # nothing to charge today (every subscription starts later): buy now
+        _complete(session, attempt, None)
+        return session, None
+    return session, attempt
 
 
-def _checkout_invoice(session, source, plan: Plan, contact, method) -> tuple[Invoice, PaymentAttempt]:
-    from recur.billing.engine import _allocate_numbers
-
-    today = clock.today()
-    lines = []  # (item, period_start, period_end)
-    for g in plan.groups:
-        if g.starts_now:
-            end = schedule.period(g.start, g.frequency, 0)[1]
-            lines += [(it, g.start, end) for it in g.items]
-    lines += [(it, None, None) for it in plan.one_time]
-    amounts = [line_amounts(it["unit_price"], it.get("quantity", 1), it.get("discount_percent"), None,
-                            it.get("tax_rate")) for it, _, _ in lines]
-    buyer_address = session.buyer.get("billing_address") or {
-        f: getattr(contact, f) for f in contact.ADDRESS_FIELDS if getattr(contact, f)}
-    number = _allocate_numbers({today.year: 1})[today.year][0]
-    invoice = records.create(Invoice, None, {
-        "number": number, "contact": contact, "status": "open", "issue_date": today, "due_date": today,
-        "payment_terms": "due_on_receipt", "collection": "auto_charge", "accept_online_payments": False,
-        "currency": plan.currency, "subtotal": sum(a.net for a in amounts), "tax": sum(a.tax for a in amounts),
-        "total": sum(a.total for a in amounts), "billing_address": buyer_address,
-    })
-    InvoiceLine.objects.bulk_create([
-        InvoiceLine(invoice=invoice, position=i, name=it["name"], quantity=it.get("quantity", 1),
-                    unit_price=it["unit_price"], discount=a.discount, tax_rate=it.get("tax_rate") or 0, tax=a.tax,
-                    total=a.total, period_start=start, period_end=end)
-        for i, ((it, start, end), a) in enumerate(zip(lines, amounts))
-    ])
-    attempt = PaymentAttempt.objects.create(
-        invoice=invoice, attempt_no=1, idempotency_key=f"rc-{install_id()}-co-{session.pk}-1", payment_method=method,
-        amount=invoice.total, currency=invoice.currency, created_at=clock.now(), **_BUYER_INITIATED)
-    return invoice, attempt
-
-
-# The buyer's own try, shown on the page: the engine sends no "payment failed" e-mails for it.
-_BUYER_INITIATED = {"buyer_initiated": True} if hasattr(PaymentAttempt, "buyer_initiated") else {}
+def _request(attempt: CheckoutAttempt) -> ChargeRequest:
+    return ChargeRequest(
+        idempotency_key=attempt.idempotency_key, payment_method_ref=attempt.method_ref,
+        customer_ref=attempt.customer_ref, amount=attempt.amount, currency=attempt.currency,
+        description=f"Checkout {attempt.session_id}", metadata={"checkout_session": attempt.session_id})
 
 
 @sensitive_variables("details")
@@ -385,177 +403,388 @@ def checkout(source, buyer: dict, details: dict, *, nonce: str | None = None, wa
 
     ``buyer``: name, email, language, billing_address / shipping_address (when the link asks);
     ``details``: card or bank account as for ``payments.services.add_payment_method``;
-    ``nonce``: the form's one-time key (a second submit of the same form returns the first
-    purchase). Bad input raises ``ValidationFailed`` naming the field and saves nothing.
+    ``nonce``: the form's one-time key. The same nonce again is the same purchase: while it is
+    being charged, or once it is completed, nothing is charged again; after a decline it is the
+    buyer's retry (a new attempt). Bad input raises ``ValidationFailed`` naming the field and
+    saves nothing.
     """
-    from recur.billing import engine
-
-    session, started = _begin(source, nonce or new_nonce(), buyer, details)
-    if started and session.attempt_id:
+    session, attempt = _start(source, nonce or new_nonce(), buyer, details)
+    if attempt is not None:
         try:
-            engine.charge_attempts([session.attempt_id])
-        except Exception:  # committed first: recovery charges it again with the same key
-            log.exception("Charging checkout session %s failed; recovery will settle it", session.pk)
-    elif not started:
+            result = get_processor(attempt.processor).charge_many([_request(attempt)])[0]
+        except Exception:  # committed first: settle_sessions looks the key up
+            log.exception("Charging checkout session %s failed; settle_sessions will look its key up", session.pk)
+        else:
+            record_outcome(attempt.pk, result)
+    else:
         # A double submit: wait for the first request to finish the purchase.
         deadline = time.monotonic() + wait
-        while session.status == "charging" and _attempt_status(session) == "started" \
-                and time.monotonic() < deadline:
+        while session.status == "charging" and time.monotonic() < deadline:
             time.sleep(0.2)
             session.refresh_from_db()
-    return finish(session.pk)
-
-
-def _attempt_status(session: CheckoutSession) -> str | None:
-    if not session.attempt_id:
-        return None
-    return PaymentAttempt.objects.filter(pk=session.attempt_id).values_list("status", flat=True).first()
-
-
-def finish(session_id: int) -> CheckoutResult:
-    """Step 3: make the purchase (or drop it) once the charge's outcome is known. Idempotent."""
-    with transaction.atomic():
-        session = CheckoutSession.objects.select_for_update().get(pk=session_id)
-        if session.status == "charging":
-            status = _attempt_status(session)
-            if status == "failed":
-                _decline(session)
-            elif status in (None, "succeeded", "pending"):
-                _complete(session)
     return result_for(session)
 
 
 def result_for(session: CheckoutSession) -> CheckoutResult:
     session.refresh_from_db()
+    charge = session.attempts.order_by("-attempt_no").first()
     subs = list(Subscription.objects.filter(pk__in=session.subscription_ids).order_by("pk"))
-    payment = Payment.objects.filter(attempt_id=session.attempt_id).first() if session.attempt_id else None
+    pays = list(Payment.objects.filter(pk__in=session.payment_ids).order_by("pk"))
     if session.status == "charging":
-        return CheckoutResult("processing", session, subs, payment)
+        return CheckoutResult("processing", session, [], charge)
     if session.status == "declined":
-        return CheckoutResult("declined", session, [], payment, session.failure_message, session.failure_code)
-    if payment is not None and payment.status == "pending":
-        return CheckoutResult("pending", session, subs, payment)
-    return CheckoutResult("completed", session, subs, payment)
+        return CheckoutResult("declined", session, [], charge, [], session.failure_message, session.failure_code)
+    if charge is not None and charge.status == "pending":
+        return CheckoutResult("pending", session, subs, charge, pays)
+    return CheckoutResult("completed", session, subs, charge, pays)
 
 
-def settle_sessions(older_than_seconds: float = 60) -> int:
-    """Finish purchases whose charge was settled after the request that started them died."""
-    cutoff = clock.now() - dt.timedelta(seconds=older_than_seconds)
-    done = 0
-    for sid in CheckoutSession.objects.filter(status="charging", created_at__lte=cutoff).values_list("pk", flat=True):
-        if finish(sid).status != "processing":
-            done += 1
-    return done
+# --- recording an outcome --------------------------------------------------------------------------
 
 
-def _decline(session: CheckoutSession) -> None:
-    attempt = PaymentAttempt.objects.get(pk=session.attempt_id)
-    if session.invoice_id:
-        invoice = Invoice.objects.select_for_update().get(pk=session.invoice_id)
-        if invoice.status == "open":
-            records.update(invoice, None, {"status": "void"})
-    if session.payment_method_id:
-        payments.remove_payment_method(None, session.payment_method)
-    # The buyer sees the decline on the page and tries again: the engine's "payment failed"
-    # e-mails (buyer and admins) about a purchase that was never made are withdrawn while queued.
-    from recur.notifications.models import OutboxMessage
+def record_outcome(attempt_id: int, result: ChargeResult, summary=None) -> None:
+    """Step 3: record the processor's answer for a checkout attempt, exactly once. Idempotent."""
+    with transaction.atomic():
+        session_id = CheckoutAttempt.objects.filter(pk=attempt_id).values_list("session_id", flat=True).get()
+        session = CheckoutSession.objects.select_for_update().get(pk=session_id)
+        attempt = CheckoutAttempt.objects.select_for_update().get(pk=attempt_id)
+        if attempt.status == "started":
+            if result.status == "failed":
+                _declined(session, attempt, result)
+            elif result.status in ("succeeded", "pending"):
+                _complete(session, attempt, result, summary)
+        elif attempt.status == "pending" and result.status in ("succeeded", "failed"):
+            _settled(session, attempt, result, summary)
+        elif attempt.status == "failed" and result.status in ("succeeded", "pending") \
+                and attempt.failure_code == "abandoned":
+            # Closed as never charged, yet the processor took the money: record what happened.
+            log.warning("Checkout attempt %s was closed as never charged, but its charge %s is %s; recording it",
+                        attempt.pk, result.charge_ref, result.status)
+            if session.status != "completed":
+                _complete(session, attempt, result, summary)
 
-    pid = Payment.objects.filter(attempt_id=attempt.pk).values_list("pk", flat=True).first()
-    if pid is not None:
-        OutboxMessage.objects.filter(status=OutboxMessage.QUEUED, record_type="payment", record_id=pid,
-                                     kind__in=("payment_failed", "admin_payment_failed")).delete()
+
+def take_checkout_results(results: list[ChargeResult], summary=None) -> list[ChargeResult]:
+    """Called by ``engine.record_results``: records the outcomes whose key is a checkout attempt's
+    and returns the others (cheap when there are none: only ``-cs-`` keys are looked up)."""
+    keys = [r.idempotency_key for r in results if "-cs-" in r.idempotency_key and "/" not in r.idempotency_key]
+    if not keys:
+        return results
+    mine = dict(CheckoutAttempt.objects.filter(idempotency_key__in=keys).values_list("idempotency_key", "pk"))
+    for r in results:
+        if r.idempotency_key in mine:
+            record_outcome(mine[r.idempotency_key], r, summary)
+    return [r for r in results if r.idempotency_key not in mine]
+
+
+def _finish_attempt(attempt: CheckoutAttempt, status: str, result: ChargeResult | None) -> None:
+    attempt.status = status
+    if result is not None:
+        attempt.charge_ref = result.charge_ref or attempt.charge_ref
+        attempt.failure_code, attempt.failure_message = result.failure_code[:60], result.failure_message[:300]
+    attempt.completed_at = clock.now()
+    attempt.save()
+
+
+def _declined(session: CheckoutSession, attempt: CheckoutAttempt, result: ChargeResult) -> None:
+    """Nothing is bought: the session keeps the failed attempt, the method is detached."""
+    _finish_attempt(attempt, "failed", result)
     session.status = "declined"
-    session.failure_code, session.failure_message = attempt.failure_code, attempt.failure_message
+    session.failure_code = result.failure_code[:60] or "card_declined"
+    session.failure_message = result.failure_message[:300]
     session.updated_at = clock.now()
     session.save()
+    get_processor(attempt.processor).forget_payment_method(attempt.method_ref)
 
 
-def _complete(session: CheckoutSession) -> None:
-    from recur.notifications import services as outbox
+def _saved(attempt: CheckoutAttempt) -> SavedMethod:
+    return SavedMethod(type=attempt.method_type, processor_ref=attempt.method_ref, brand=attempt.method_brand,
+                       last4=attempt.method_last4, exp_month=attempt.method_exp_month,
+                       exp_year=attempt.method_exp_year, fingerprint=attempt.method_fingerprint)
+
+
+def _buyer_contact(session: CheckoutSession, source, is_link: bool):
+    buyer = session.buyer
+    contact = (None if is_link else source.contact) or crm.find_contact_by_email(buyer["email"])
+    if contact is None:
+        data = {"name": buyer["name"], "email": buyer["email"], "language": buyer.get("language") or "en"}
+        data.update(buyer.get("billing_address") or {})
+        contact = crm.create_contact(None, data)
+    return contact
+
+
+def _complete(session: CheckoutSession, attempt: CheckoutAttempt, result: ChargeResult | None,
+              summary=None) -> None:
+    """The purchase, in the caller's transaction: contact, method, subscriptions, invoices,
+    payments, associations, receipts. ``result`` is None when nothing was due today."""
     from recur.subscriptions.services import create_subscription
 
+    status = result.status if result is not None else "saved"
+    _finish_attempt(attempt, status, result)
     source = session.payment_link or session.quote
     is_link = session.payment_link_id is not None
-    plan = plan_for(source)
-    contact = session.contact
-    if is_link:
-        deal_ids = [d.pk for d in records.associated(source, "deal")]
-    else:
-        deal_ids = [source.deal_id] if source.deal_id else []
+    day = attempt.created_at.astimezone(clock.account_zone()).date()  # the checkout's day, even if settled later
+    plan = plan_for(source, today=day)
+    if plan.due_now != attempt.amount:
+        log.error("Checkout session %s: charged %s but the purchase now costs %s; booking the charge as made",
+                  session.pk, attempt.amount, plan.due_now)
+    contact = _buyer_contact(session, source, is_link)
+    if attempt.new_customer and not payments.bind_customer(contact, attempt.processor, attempt.customer_ref):
+        log.warning("Contact %s already has another %s customer; checkout %s saved its method on %s",
+                    contact.pk, attempt.processor, session.pk, attempt.customer_ref)
+    method = payments.keep_saved_method(None, contact, attempt.processor, _saved(attempt))
+    deal_ids = [d.pk for d in records.associated(source, "deal")] if is_link else \
+        ([source.deal_id] if source.deal_id else [])
+    deals = [records.get_record("deal", d) for d in deal_ids]
     company = records.associated(contact, "company").first()
-    payment = Payment.objects.filter(attempt_id=session.attempt_id).first() if session.attempt_id else None
-    paid = payment is not None and payment.status == "succeeded"
-    today = clock.today()
-    subs = []
+    buyer = session.buyer
+    subs, parts = [], []  # parts: the invoices that share the charge
+    one_time = [(it, None, None) for it in plan.one_time]
     for g in plan.groups:
         sub = create_subscription(None, {
             "contact_id": contact.pk, "company_id": company.pk if company else None, "collection": "auto_charge",
-            "payment_method_id": session.payment_method_id, "accepted_payment_methods": _accepted(source),
-            "billing_address": session.buyer.get("billing_address") or {}, "deal_ids": deal_ids,
+            "payment_method_id": method.pk, "accepted_payment_methods": _accepted(source),
+            "billing_address": buyer.get("billing_address") or {},
+            "shipping_address": buyer.get("shipping_address") or {}, "deal_ids": deal_ids,
             "quote_id": None if is_link else source.pk,
-            "line_items": [dict(it, billing_start_date=g.start if g.start > today else None,
-                                billing_start_delay_days=0, billing_start_delay_months=0) for it in g.items],
-        }, allow_backdate=False)
+            "line_items": [dict(it, billing_start_date=g.start, billing_start_delay_days=0,
+                                billing_start_delay_months=0) for it in g.items],
+        }, allow_backdate=True)
         if is_link:
             records.associate(None, sub, source)
-        if g.starts_now and session.invoice_id:
-            _cover_first_period(sub, session, payment, paid, first=not any(s for s in subs if s.billed_through == 0))
+        if g.starts_now and result is not None:
+            # One-time items are billed once, on the first invoice of the first subscription that
+            # starts today (as Stripe does): a failed debit's dunning then collects them too.
+            parts.append(_first_period(sub, g, contact, buyer, one_time))
+            one_time = []
             sub.refresh_from_db()
         subs.append(sub)
-    if session.invoice_id:
-        invoice = Invoice.objects.get(pk=session.invoice_id)
-        for other in [source, *[records.get_record("deal", d) for d in deal_ids]]:
-            records.associate(None, invoice, other)
-        for sub in subs:
-            records.associate(None, invoice, sub)
+    if one_time and result is not None:  # no subscription starts today: an invoice of their own
+        parts.append(_invoice(contact, buyer, plan.currency, one_time, None, None, accept_online=True))
+    invoices = parts
+    for inv in invoices:
+        for other in [source, *deals]:
+            records.associate(None, inv, other)
+        if inv.subscription_id:
+            records.associate(None, inv, next(s for s in subs if s.pk == inv.subscription_id))
+    pays = _book(attempt, result, invoices, method, summary) if result is not None else []
+    for p in pays:
+        if p.subscription_id:
+            records.associate(None, next(s for s in subs if s.pk == p.subscription_id), p)
     if is_link and source.allow_create_deals and not plan.recurring:
-        deal = crm.create_deal(None, {"name": f"{source.name} – {contact.name}"[:200], "amount": plan.due_now,
-                                      "currency": plan.currency, "stage": "closed_won", "close_date": today})
+        deal = crm.create_deal(None, {"name": f"{source.name} – {contact.name}"[:200], "amount": attempt.amount,
+                                      "currency": plan.currency, "stage": "closed_won", "close_date": day})
         records.associate(None, deal, contact)
         records.associate(None, deal, source)
-        if session.invoice_id:
-            records.associate(None, deal, Invoice.objects.get(pk=session.invoice_id))
+        for inv in invoices:
+            records.associate(None, deal, inv)
     if not is_link:
         quote = Quote.objects.select_for_update().get(pk=source.pk)
-        records.update(quote, None, {"status": "paid" if paid or not session.invoice_id else "accepted"})
-    if paid:
-        payment.refresh_from_db()
-        ctx = {"subscription_name": subs[0].name if subs else session.invoice.number,
-               "customer_name": contact.name, "customer_email": contact.email or "",
-               "amount": outbox.money(payment.amount, payment.currency), "paid_on": today,
-               "period_start": payment.period_start, "period_end": payment.period_end,
-               "payment_method": _method_ctx(session.payment_method)}
-        outbox.notify_admins("seller_receipt", context=ctx, record=("payment", payment.pk),
-                             dedupe_key=f"seller_receipt:{payment.pk}")
+        records.update(quote, None, {"status": "accepted" if status == "pending" else "paid"})
+    if status == "succeeded":
+        _receipts(session, attempt, contact, subs, pays)
+        if is_link and not source.save_payment_method and not plan.recurring:
+            payments.remove_payment_method(None, method)  # "save payment method" off: used once
     session.status = "completed"
+    session.contact, session.payment_method = contact, method
     session.subscription_ids = [s.pk for s in subs]
+    session.invoice_ids = [i.pk for i in invoices]
+    session.payment_ids = [p.pk for p in pays]
     session.updated_at = clock.now()
     session.save()
 
 
-def _method_ctx(pm) -> dict | None:
-    return {"type": pm.type, "brand": pm.brand, "last4": pm.last4} if pm else None
-
-
-def _cover_first_period(sub: Subscription, session: CheckoutSession, payment: Payment | None, paid: bool,
-                        first: bool) -> None:
-    """Period 0 was charged on the checkout invoice: record it so the billing run never bills it."""
+def _first_period(sub: Subscription, g: Group, contact, buyer: dict, one_time: list[tuple]) -> Invoice:
+    """Period 0 of a subscription that starts today, paid by the checkout: its own billing cycle and
+    invoice (the billing run never bills that period again: unique cycle per period), with the
+    purchase's one-time items when ``one_time`` holds them."""
     start, end = sub.period(0)
     cycle = BillingCycle.objects.create(subscription=sub, period_index=0, period_start=start, period_end=end,
-                                        amount=sub.amount, currency=sub.currency, status="paid" if paid else "open",
-                                        attempts=1, created_at=clock.now())
+                                        amount=sub.amount, currency=sub.currency,
+                                        status="open" if sub.amount else "paid", created_at=clock.now())
     fixed = sub.fixed_payments
-    nxt = None if fixed is not None and fixed <= 1 else sub.period_start(1)
-    fields = {"billed_through": 0, "next_payment_date": nxt, "updated_at": clock.now()}
-    if paid:
-        fields.update(payments_made=1, total_paid=sub.amount, last_payment_date=clock.today())
-    Subscription.objects.filter(pk=sub.pk).update(**fields)
-    if first:
-        # The checkout invoice and its payment belong to the first subscription: a pending debit
-        # that settles (or fails) later is recorded on it by the billing engine.
-        Invoice.objects.filter(pk=session.invoice_id).update(subscription=sub, cycle=cycle)
-        PaymentAttempt.objects.filter(pk=session.attempt_id).update(cycle=cycle)
-        if payment is not None:
-            Payment.objects.filter(pk=payment.pk).update(subscription=sub, period_start=start, period_end=end)
-    if payment is not None:
-        records.associate(None, sub, payment)
+    Subscription.objects.filter(pk=sub.pk).update(
+        billed_through=0, next_payment_date=None if fixed is not None and fixed <= 1 else sub.period_start(1),
+        updated_at=clock.now())
+    return _invoice(contact, buyer, sub.currency, [(it, start, end) for it in g.items] + one_time, sub, cycle,
+                    accept_online=sub.accept_online_payments)
+
+
+def _invoice(contact, buyer: dict, currency: str, lines: list[tuple], sub, cycle, *, accept_online: bool) -> Invoice:
+    from recur.billing.engine import _allocate_numbers
+
+    today = clock.today()
+    amounts = [line_amounts(it["unit_price"], it.get("quantity", 1), it.get("discount_percent"), None,
+                            it.get("tax_rate")) for it, _, _ in lines]
+    total = sum(a.total for a in amounts)
+    address = buyer.get("billing_address") or {
+        f: getattr(contact, f) for f in contact.ADDRESS_FIELDS if getattr(contact, f)}
+    number = _allocate_numbers({today.year: 1})[today.year][0]
+    invoice = records.create(Invoice, None, {
+        "number": number, "subscription": sub, "cycle": cycle, "contact": contact,
+        "status": "open" if total else "paid", "issue_date": today, "due_date": today,
+        "payment_terms": "due_on_receipt", "collection": "auto_charge", "accept_online_payments": accept_online,
+        "currency": currency, "subtotal": sum(a.net for a in amounts), "tax": sum(a.tax for a in amounts),
+        "total": total, "billing_address": address, "paid_at": None if total else clock.now(),
+    })
+    InvoiceLine.objects.bulk_create([
+        InvoiceLine(invoice=invoice, position=i, name=it["name"], quantity=it.get("quantity", 1),
+                    unit_price=it["unit_price"], discount=a.discount, tax_rate=it.get("tax_rate") or 0, tax=a.tax,
+                    total=a.total, period_start=start, period_end=end)
+        for i, ((it, start, end), a) in enumerate(zip(lines, amounts))
+    ])
+    return invoice
+
+
+def _book(attempt: CheckoutAttempt, result: ChargeResult, invoices: list[Invoice], method, summary) -> list[Payment]:
+    """Each invoice's share of the one charge: an attempt ``<key>/<i>`` per invoice, recorded by the
+    billing engine as any charge of that invoice (payment, invoice, cycle, subscription)."""
+    from recur.billing import engine
+
+    shares = [inv for inv in invoices if inv.total > 0]
+    if sum(inv.total for inv in shares) != attempt.amount:
+        log.error("Checkout attempt %s: invoices total %s, charge %s", attempt.pk,
+                  sum(inv.total for inv in shares), attempt.amount)
+    now = clock.now()
+    rows = PaymentAttempt.objects.bulk_create([
+        PaymentAttempt(invoice=inv, cycle_id=inv.cycle_id, attempt_no=1,
+                       idempotency_key=f"{attempt.idempotency_key}/{i}", payment_method=method, amount=inv.total,
+                       currency=inv.currency, created_at=now)
+        for i, inv in enumerate(shares, start=1)])
+    engine.record_shared_charge([
+        ChargeResult(r.idempotency_key, result.status, result.charge_ref, result.failure_code, result.failure_message)
+        for r in rows], summary)
+    return list(Payment.objects.filter(attempt__idempotency_key__in=[r.idempotency_key for r in rows])
+                .order_by("pk"))
+
+
+def _parts(attempt: CheckoutAttempt):
+    return PaymentAttempt.objects.filter(idempotency_key__startswith=f"{attempt.idempotency_key}/")
+
+
+def _settled(session: CheckoutSession, attempt: CheckoutAttempt, result: ChargeResult, summary=None) -> None:
+    """A pending bank debit settled or failed: every part at once, one e-mail for the charge."""
+    from recur.billing import engine
+
+    _finish_attempt(attempt, result.status, result)
+    keys = list(_parts(attempt).values_list("idempotency_key", flat=True))
+    engine.record_shared_charge([ChargeResult(k, result.status, result.charge_ref, result.failure_code,
+                                              result.failure_message) for k in keys], summary)
+    contact = session.contact
+    subs = list(Subscription.objects.filter(pk__in=session.subscription_ids).order_by("pk"))
+    pays = list(Payment.objects.filter(pk__in=session.payment_ids).order_by("pk"))
+    if contact is None or not pays:
+        return
+    if result.status == "succeeded":
+        _receipts(session, attempt, contact, subs, pays)
+    else:
+        _failure_emails(session, attempt, result, contact, subs, pays)
+
+
+# --- e-mails (R-SIGN-1): one set per charge, however many invoices it paid -------------------------
+
+
+def _purchase_name(session: CheckoutSession, subs: list[Subscription], pays: list[Payment]) -> str:
+    if len(subs) == 1 and len(pays) <= 1:
+        return subs[0].name
+    source = session.payment_link or session.quote
+    return (source.name if session.payment_link_id else source.title) if source else subs[0].name
+
+
+def _context(session, attempt, contact, subs, pays) -> dict:
+    from recur.notifications import services as outbox
+
+    ctx = {"subscription_name": _purchase_name(session, subs, pays), "customer_name": contact.name,
+           "customer_email": contact.email or "", "amount": outbox.money(attempt.amount, attempt.currency),
+           "payment_method": {"type": attempt.method_type, "brand": attempt.method_brand,
+                              "last4": attempt.method_last4}}
+    if len(pays) == 1 and pays[0].period_start:
+        ctx.update(period_start=pays[0].period_start, period_end=pays[0].period_end)
+    return ctx
+
+
+def _receipts(session, attempt, contact, subs, pays) -> None:
+    """Buyer receipt, and the seller receipt to every super admin (R-SIGN-1), once per charge
+    (the dedupe keys are those the engine would use for the first payment)."""
+    from recur.notifications import services as outbox
+
+    first = pays[0].pk if pays else None
+    if first is None:
+        return
+    ctx = {**_context(session, attempt, contact, subs, pays), "paid_on": clock.today()}
+    email = contact.email or session.buyer.get("email")
+    if email:
+        outbox.queue_email("payment_receipt", email, to_name=contact.name, language=contact.language or "en",
+                           context=ctx, record=("payment", first), dedupe_key=f"receipt:{first}")
+    outbox.notify_admins("admin_payment_succeeded", context=ctx, record=("payment", first),
+                         dedupe_key=f"admin_ok:{first}")
+    outbox.notify_admins("seller_receipt", context=ctx, record=("payment", first),
+                         dedupe_key=f"seller_receipt:{first}")
+
+
+def _failure_emails(session, attempt, result: ChargeResult, contact, subs, pays) -> None:
+    from recur.checkout.links import invoice_url, update_payment_method_url
+    from recur.notifications import services as outbox
+
+    first = pays[0].pk
+    retry = BillingCycle.objects.filter(subscription_id__in=[s.pk for s in subs], period_index=0) \
+        .exclude(next_retry_on=None).order_by("next_retry_on").values_list("next_retry_on", flat=True).first()
+    ctx = {**_context(session, attempt, contact, subs, pays), "failed_on": clock.today(),
+           "reason": result.failure_message, "next_retry_on": retry,
+           # No subscription to update: the invoice's own page takes another card or account.
+           "update_url": update_payment_method_url(subs[0].pk) if subs else invoice_url(pays[0].invoice_id)}
+    ctx.pop("payment_method")
+    email = contact.email or session.buyer.get("email")
+    if email:
+        outbox.queue_email("payment_failed", email, to_name=contact.name, language=contact.language or "en",
+                           context=ctx, record=("payment", first), dedupe_key=f"failed:{first}")
+    admin = {k: v for k, v in ctx.items() if k not in ("update_url", "period_start", "period_end", "customer_email")}
+    outbox.notify_admins("admin_payment_failed", context=admin, record=("payment", first),
+                         dedupe_key=f"admin_failed:{first}")
+
+
+# --- settling what a crash left open ---------------------------------------------------------------
+
+
+def settle_session(session_id: int) -> CheckoutResult:
+    """The confirmation page: a session still charging whose key the processor knows is recorded now."""
+    attempt = CheckoutAttempt.objects.filter(session_id=session_id, status="started").first()
+    if attempt is not None and clock.now() - attempt.created_at > dt.timedelta(seconds=5):
+        _settle(attempt)
+    return result_for(CheckoutSession.objects.get(pk=session_id))
+
+
+def _settle(attempt: CheckoutAttempt) -> bool:
+    """Look the key up and record what the processor says. Never charges: a key still unknown after
+    ``ABANDON_AFTER`` was never charged, and the attempt is closed so the buyer can try again."""
+    try:
+        result = get_processor(attempt.processor).lookup(attempt.idempotency_key)
+    except Exception:
+        log.exception("Looking up checkout attempt %s failed; the next run tries again", attempt.pk)
+        return False
+    if result is None or result.status == "pending" and attempt.status == "pending":
+        if result is None and attempt.status == "started" and clock.now() - attempt.created_at >= ABANDON_AFTER:
+            record_outcome(attempt.pk, ChargeResult(
+                attempt.idempotency_key, "failed", failure_code="abandoned",
+                failure_message="The payment could not be completed. You have not been charged."))
+            return True
+        return False
+    record_outcome(attempt.pk, result)
+    return True
+
+
+def settle_sessions(older_than_seconds: float = 60) -> int:
+    """Finish purchases whose charge outcome was not recorded by the request that made it (a crash
+    between charge and recording), and look up pending bank debits now and then. Returns how
+    many attempts were settled. Called by every billing run."""
+    global _last_reconcile
+    now = clock.now()
+    cutoff = now - dt.timedelta(seconds=older_than_seconds)
+    done = 0
+    for attempt in CheckoutAttempt.objects.filter(status="started", created_at__lte=cutoff).order_by("pk"):
+        done += _settle(attempt)
+    if _last_reconcile is None or now - _last_reconcile >= RECONCILE_EVERY:
+        _last_reconcile = now
+        for attempt in CheckoutAttempt.objects.filter(status="pending", created_at__lte=cutoff).order_by("pk"):
+            done += _settle(attempt)
+    return done

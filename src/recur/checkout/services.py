@@ -308,13 +308,25 @@ def update_payment_method(subscription_id: int, details: dict) -> UpdateOutcome:
     """Save a new card or bank account for the subscription's billing contact, make it the
     subscription's payment method, then charge every past-due amount at once (R-BILL-6).
 
-    Only the subscription ``subscription_id`` is read or changed. Bad details raise
+    The method it replaces is replaced on the contact's other live subscriptions that used it too
+    (a checkout that made a monthly and an annual subscription charges both to one method: when
+    that fails, both are past due and the buyer gets one link), and their past-due amounts are
+    charged as well. Nothing of another contact is read or changed. Bad details raise
     ``ValidationFailed`` naming the field and change nothing.
     """
     from recur.billing import engine
 
     with transaction.atomic():
-        sub = Subscription.objects.select_for_update().filter(pk=subscription_id).first()
+        first = Subscription.objects.filter(pk=subscription_id).values_list("contact_id", "payment_method_id").first()
+        if first is None:
+            raise LinkExpired("This subscription no longer exists.")
+        contact_id, old = first
+        ids = {subscription_id}
+        if old is not None:
+            ids |= set(Subscription.objects.filter(contact_id=contact_id, payment_method_id=old).values_list(
+                "pk", flat=True))
+        locked = {s.pk: s for s in Subscription.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
+        sub = locked.get(subscription_id)
         if sub is None:
             raise LinkExpired("This subscription no longer exists.")
         if rules.is_terminal(sub.status):
@@ -322,12 +334,19 @@ def update_payment_method(subscription_id: int, details: dict) -> UpdateOutcome:
         _check_method(details, accepted_methods(sub))
         method = payments.add_payment_method(None, sub.contact, details)
         sub = records.update(sub, None, {"payment_method": method})
+        siblings = [s for pk, s in locked.items() if pk != sub.pk and s.payment_method_id == old
+                    and s.contact_id == sub.contact_id and not rules.is_terminal(s.status)
+                    and method.type in accepted_methods(s)]
+        for other in siblings:
+            records.update(other, None, {"payment_method": method})
         before = PaymentAttempt.objects.aggregate(n=Max("pk"))["n"] or 0
-    try:
-        engine.collect_past_due(sub.pk)
-    except Exception:  # attempts are committed first; the billing run's recovery settles them
-        log.exception("Collecting the past-due amounts of subscription %s failed; recovery will settle them", sub.pk)
-    attempts = list(PaymentAttempt.objects.filter(pk__gt=before, invoice__subscription_id=sub.pk).order_by("pk"))
+    charged = [sub.pk, *[s.pk for s in siblings]]
+    for sid in charged:
+        try:
+            engine.collect_past_due(sid)
+        except Exception:  # attempts are committed first; the billing run's recovery settles them
+            log.exception("Collecting the past-due amounts of subscription %s failed; recovery will settle them", sid)
+    attempts = list(PaymentAttempt.objects.filter(pk__gt=before, invoice__subscription_id__in=charged).order_by("pk"))
     sub.refresh_from_db()
     return UpdateOutcome(sub, method, attempts)
 

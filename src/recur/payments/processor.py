@@ -107,10 +107,17 @@ class Processor(Protocol):
         yet) to pay in ``currency``. With ``prepare=False`` nothing is created at the processor:
         only which types the page can take, to check a posted form."""
 
+    def create_customer(self, name: str, email: str) -> str:
+        """A customer for a buyer who is not a contact yet (a checkout, before its charge succeeded).
+        Recur ties it to the contact made on success (``payments.services.bind_customer``)."""
+
     def save_payment_method(self, customer_ref: str, details: dict) -> SavedMethod:
         """Tokenize and attach card or bank details, or attach what the processor collected
         itself (``{"type": "card" | "bank_account", "token": …}``); raises ValidationFailed
         naming the field."""
+
+    def forget_payment_method(self, processor_ref: str) -> None:
+        """Detach a saved method that will never be charged (a declined checkout). Never raises."""
 
     def charge_many(self, requests: list[ChargeRequest]) -> list[ChargeResult]:
         """Charge off-session, one result per request, in order."""

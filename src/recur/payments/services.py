@@ -11,8 +11,8 @@ from django.db.models import QuerySet
 from recur.core import clock, records
 from recur.core.errors import NotFound, ValidationFailed
 from recur.crm.models import Contact
-from recur.payments.models import PaymentMethod
-from recur.payments.processor import MethodEntry, get_processor
+from recur.payments.models import PaymentMethod, ProcessorCustomer
+from recur.payments.processor import MethodEntry, Processor, SavedMethod, get_processor
 
 METHOD_TYPES = ("card", "bank_account", "stripe")
 
@@ -54,6 +54,35 @@ def method_entry(contact: Contact | None, methods: list[str], *, currency: str =
     the buyer when known; ``currency``: what will be charged. ``prepare=False``: only the types
     the page can take, nothing made."""
     return get_processor().method_entry(contact, list(methods), currency=currency, prepare=prepare)
+
+def tokenize(processor: Processor, customer_ref: str, details: dict) -> SavedMethod:
+    """Save card or bank details at the processor only (no ``PaymentMethod`` row yet): a checkout
+    does this before its charge and keeps the method (``keep_saved_method``) only if the charge
+    did not fail. Bad details raise ``ValidationFailed`` naming the field."""
+    _check_shape(details, processor.name)
+    return processor.save_payment_method(customer_ref, details)
+
+
+@transaction.atomic
+def keep_saved_method(actor, contact: Contact, processor_name: str, saved: SavedMethod) -> PaymentMethod:
+    """The ``PaymentMethod`` row of a method ``tokenize`` saved at the processor."""
+    return records.create(PaymentMethod, actor, {
+        "contact": contact, "type": saved.type, "processor": processor_name, "processor_ref": saved.processor_ref,
+        "brand": saved.brand, "last4": saved.last4, "exp_month": saved.exp_month, "exp_year": saved.exp_year,
+        "fingerprint": saved.fingerprint,
+    })
+
+
+def bind_customer(contact: Contact, processor_name: str, customer_ref: str) -> bool:
+    """Make ``customer_ref`` (from ``Processor.create_customer``) the contact's customer at the
+    processor. False when the contact already has another one (it keeps that one)."""
+    existing = ProcessorCustomer.objects.filter(contact=contact, processor=processor_name).values_list(
+        "customer_ref", flat=True).first()
+    if existing is None:
+        ProcessorCustomer.objects.create(contact=contact, processor=processor_name, customer_ref=customer_ref,
+                                         created_at=clock.now())
+        return True
+    return existing == customer_ref
 
 
 @transaction.atomic

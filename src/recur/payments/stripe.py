@@ -217,6 +217,23 @@ class StripeProcessor:
                            script_url=settings.STRIPE_JS_URL or DEFAULT_JS_URL,
                            unavailable=tuple(m for m in methods if m not in can), bank_scheme="sepa", email=email)
 
+    def create_customer(self, name: str, email: str) -> str:
+        """A Stripe Customer for a checkout buyer who is not a contact yet (bound to the contact on success)."""
+        params = {"name": name[:200], "metadata": {"recur_checkout": "1"}}
+        if email:
+            params["email"] = email
+        try:
+            return self.client.v1.customers.create(params).id
+        except stripe.StripeError as exc:
+            raise ProcessorUnavailable(f"Stripe did not create the customer: {_message(exc)}") from exc
+
+    def forget_payment_method(self, processor_ref: str) -> None:
+        """Detach the PaymentMethod from its customer; a failure is logged, never raised."""
+        try:
+            self.client.v1.payment_methods.detach(processor_ref)
+        except stripe.StripeError as exc:
+            log.warning("Stripe did not detach PaymentMethod %s: %s", processor_ref, _message(exc))
+
     def save_payment_method(self, customer_ref: str, details: dict) -> SavedMethod:
         """Attach a Stripe PaymentMethod: ``{"type": "card" | "bank_account", "token": "pm_…",
         "setup_intent": "seti_…"}`` from a hosted page (the SetupIntent is checked: succeeded, for

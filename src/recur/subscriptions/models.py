@@ -45,7 +45,7 @@ class Subscription(Record):
     tracked_fields = (
         "name", "status", "collection", "billing_frequency", "billing_terms", "number_of_payments", "start_date",
         "end_date", "next_payment_date", "amount", "currency", "payment_terms", "contact", "company",
-        "payment_method", "billing_address", "owner", "cancel_mode", "canceled_at", "cancel_at",
+        "payment_method", "billing_address", "shipping_address", "owner", "cancel_mode", "canceled_at", "cancel_at",
         "accept_online_payments", "accepted_payment_methods", "collect_billing_address", "collect_shipping_address",
         "save_payment_method",
     )
@@ -80,6 +80,8 @@ class Subscription(Record):
     payment_method = models.ForeignKey("payments.PaymentMethod", null=True, blank=True, on_delete=models.SET_NULL,
                                        related_name="+", verbose_name=_("payment method"))
     billing_address = models.JSONField(_("billing address"), default=dict, blank=True)
+    # Where the goods go, as the buyer gave it at checkout (R-NEW-3 "collect shipping address").
+    shipping_address = models.JSONField(_("shipping address"), default=dict, blank=True)
     # Engine state: the index of the last period that has a billing cycle (-1: none yet).
     billed_through = models.IntegerField(default=-1)
     # Period ``anchor_index`` starts on ``start_date``; it moves when the seller edits the next

@@ -149,7 +149,7 @@ def create_subscription(actor, data: dict[str, Any], *, allow_backdate: bool = T
     """Create a subscription "Immediately" (R-NEW-3). ``data``: contact_id (required), company_id,
     collection, payment_method_id, payment_terms, accept_online_payments, accepted_payment_methods,
     collect_billing_address, collect_shipping_address, save_payment_method (booleans: what the hosted
-    invoice page of a manually collected invoice asks for and keeps), billing_address, name, line_items (minor units), deal_ids, quote_id, owner_id."""
+    invoice page of a manually collected invoice asks for and keeps), billing_address, shipping_address, name, line_items (minor units), deal_ids, quote_id, owner_id."""
     contact = _get(Contact, data.get("contact_id"), "contact_id")
     if contact is None:
         raise ValidationFailed(_("contact_id: a subscription needs a billing contact"), field="contact_id")
@@ -199,6 +199,7 @@ def create_subscription(actor, data: dict[str, Any], *, allow_backdate: bool = T
         **{k: bool(data.get(k, False)) for k in COLLECTION_OPTIONS},
         "contact": contact, "company": company, "quote": quote,
         "payment_method": payment_method, "billing_address": data.get("billing_address") or {},
+        "shipping_address": data.get("shipping_address") or {},
         "owner_id": data.get("owner_id") or getattr(actor, "pk", None),
     })
     SubscriptionItem.objects.bulk_create(_item_rows(sub, items))
