@@ -142,3 +142,58 @@ def test_an_expired_link_gets_a_clear_page(admin, page, shot, settings):
     assert response.status == 410
     expect(page.get_by_role("heading", name="This link has expired")).to_be_visible()
     shot("1-expired")
+
+
+@pytest.mark.parametrize("number, reason", [
+    ("4000 0000 0000 9995", "Your card has insufficient funds."),
+    ("4000 0000 0000 0341", "Your card was declined."),  # saved, but its charge fails
+])
+def test_an_invoice_with_a_failing_card_stays_open_and_can_be_paid_after(admin, page, shot, number, reason):
+    inv = first_invoice(make_subscription(admin, make_contact(admin, language="en"), collection="manual",
+                                          payment_terms="net_30"))
+    page.goto(page.base + f"/billing/invoice/{links.invoice_token(inv)}/")
+    fill_card(page, number)
+    page.get_by_role("button", name="Pay €49.00").click()
+    expect(page.get_by_role("alert")).to_contain_text(f"Your payment of €49.00 was declined: {reason}")
+    expect(page.locator('[data-status="open"]')).to_have_text("Open")
+    shot("declined")
+    inv.refresh_from_db()
+    assert inv.status == "open" and inv.amount_paid == 0
+    fill_card(page, "4242 4242 4242 4242")
+    page.get_by_role("button", name="Pay €49.00").click()
+    expect(page.locator('[data-status="paid"]')).to_have_text("Paid")
+    inv.refresh_from_db()
+    assert inv.status == "paid" and Payment.objects.filter(invoice=inv, status="succeeded").count() == 1
+
+
+@pytest.mark.parametrize("account, settles", [("000123456789", True), ("000111111116", False)])
+def test_a_bank_debit_on_an_invoice_settles_or_fails_days_later(admin, page, shot, account, settles):
+    """The debit's outcome arrives after 3 business days (the built-in bank, driven by the clock): settled,
+    the invoice is paid; failed, it is open again and the buyer's page offers to pay it."""
+    import datetime as dt
+
+    from recur.billing import engine
+
+    inv = first_invoice(make_subscription(admin, make_contact(admin, language="en"), collection="manual",
+                                          payment_terms="net_30"))
+    url = page.base + f"/billing/invoice/{links.invoice_token(inv)}/"
+    page.goto(url)
+    page.get_by_text("Bank account", exact=True).click()
+    page.get_by_label("Account holder").fill("Anna de Vries")
+    page.get_by_label("Routing number").fill("110000000")
+    page.get_by_label("Account number").fill(account)
+    page.get_by_role("button", name="Pay €49.00").click()
+    expect(page.get_by_role("heading", name="Payment in progress")).to_be_visible()
+    with clock.freeze(clock.today() + dt.timedelta(days=6)):
+        engine.run()
+    inv.refresh_from_db()
+    payment = Payment.objects.get(invoice=inv)
+    page.goto(url)
+    if settles:
+        assert inv.status == "paid" and payment.status == "succeeded"
+        expect(page.locator('[data-status="paid"]')).to_have_text("Paid")
+    else:
+        assert inv.status == "open" and inv.amount_paid == 0 and payment.status == "failed"
+        expect(page.locator('[data-status="open"]')).to_have_text("Open")
+        expect(page.get_by_role("button", name="Pay €49.00")).to_be_visible()
+    shot("after")
