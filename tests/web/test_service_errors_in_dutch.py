@@ -29,7 +29,8 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "recur"
 
 # The modules whose ServiceError messages are translated (issue #7).
 TRANSLATED = ["subscriptions/services.py", "subscriptions/conversions.py", "crm/quotes.py", "crm/services.py",
-              "web/services.py", "core/records.py", "core/auth.py", "core/errors.py", "notifications/services.py"]
+              "web/services.py", "core/records.py", "core/auth.py", "core/errors.py", "notifications/services.py",
+              "billing/services.py", "checkout/services.py", "checkout/payment_links.py", "payments/services.py"]
 
 
 def html(r) -> str:
@@ -70,7 +71,7 @@ def test_every_service_message_has_a_dutch_translation_that_keeps_the_field_pref
     with open(SRC / "locale/nl/LC_MESSAGES/django.po", "rb") as f:
         catalog = read_po(f)
     msgids = _service_msgids()
-    assert len(msgids) > 80  # the extraction found the services' messages
+    assert len(msgids) > 120  # the extraction found the services' messages
     for msgid in msgids:
         entry = catalog.get(msgid)
         assert entry is not None and entry.string.strip(), f"no Dutch for {msgid!r}"
@@ -294,3 +295,163 @@ def test_quote_converted_twice_is_refused_in_dutch(dutch, contact, on):
         conversions.quote_to_subscriptions(dutch, quote, {"collection": "manual"})
     assert exc.value.message == "status: de offerte is al geaccepteerd en kan niet opnieuw worden omgezet"
     assert exc.value.code == "quote_converted"
+
+
+# --- billing, checkout, payment links and payment methods ------------------------------------------------
+
+
+@pytest.fixture
+def manual_invoice(admin, contact, on):
+    from recur.billing import services as billing
+
+    on(D(2027, 3, 10))
+    return billing.create_invoice(admin, contact=contact, payment_terms="net_30", items=[
+        {"name": "Workshop", "unit_price": 50000, "currency": "EUR", "quantity": 2, "tax_rate": 21}])
+
+
+def test_billing_errors_in_english_stay_word_for_word_and_dutch_shows_money(admin, manual_invoice):
+    from recur.billing import services as billing
+
+    for lang, text in (("en", "amount: the invoice has 121000 (minor units) left to pay"),
+                       ("nl", "amount: op de factuur staat nog maar €\xa01.210,00 open")):
+        with translation.override(lang), pytest.raises(ServiceError) as exc:
+            billing.record_manual_payment(admin, manual_invoice, 121001)
+        assert exc.value.message == text and exc.value.field == "amount" and exc.value.code == "validation_error"
+    with translation.override("nl"), pytest.raises(ServiceError) as exc:
+        billing.record_manual_payment(admin, manual_invoice, 100, method="wire")
+    assert exc.value.message == ("method: moet een van deze waarden zijn: card, bank_account, bank_transfer, cash, "
+                                 "cheque, other")
+    billing.record_manual_payment(admin, manual_invoice, 121000)
+    for lang, text in (("en", f"status: invoice {manual_invoice.number} is paid; only open invoices take payments"),
+                       ("nl", f"status: factuur {manual_invoice.number} is betaald; alleen openstaande facturen "
+                              "nemen betalingen aan")):
+        with translation.override(lang), pytest.raises(ServiceError) as exc:
+            billing.record_manual_payment(admin, manual_invoice, 100)
+        assert exc.value.message == text and exc.value.code == "invoice_not_open"
+
+
+def test_the_api_refuses_a_manual_payment_above_the_amount_due_in_english(api, dutch, manual_invoice):
+    r = api.post(f"/invoices/{manual_invoice.pk}/payments", {"amount": {"amount": "1210.01", "currency": "EUR"}},
+                 headers={"Accept-Language": "nl"})
+    assert r.status_code == 422, r.content
+    assert r.json()["error"] == {"code": "validation_error", "field": "amount",
+                                 "message": "amount: the invoice has 121000 (minor units) left to pay"}
+
+
+def test_manual_payment_above_the_amount_due_on_the_invoice_page_in_dutch(seller, dutch, manual_invoice):
+    from recur.billing.models import Payment
+
+    page = html(seller.post(f"/invoices/{manual_invoice.pk}/", {"amount": "1300,00", "paid_on": "2027-03-10",
+                                                                "method": "bank_transfer"}))
+    assert '<p class="error" id="id_amount_error">Op de factuur staat nog maar €\xa01.210,00 open</p>' in page
+    page = html(seller.post(f"/invoices/{manual_invoice.pk}/", {"amount": "10,00", "paid_on": "2027-03-11",
+                                                                "method": "cash"}))
+    assert 'id="id_paid_on_error">Mag niet in de toekomst liggen</p>' in page
+    manual_invoice.refresh_from_db()
+    assert manual_invoice.amount_paid == 0 and not Payment.objects.exists()
+
+
+def test_refund_above_what_is_left_in_dutch(seller, dutch, make_sub, on, monkeypatch):
+    from types import SimpleNamespace
+
+    from recur.billing import services as billing
+    from recur.billing.models import Payment, Refund
+    from recur.web.views import subscriptions as views
+
+    on(D(2027, 3, 1))
+    sub = make_sub(start="2027-03-01")
+    p = Payment.objects.get(subscription=sub)
+    url = f"/subscriptions/{sub.pk}/payments/{p.pk}/refund/"
+    # the page's own check
+    page = html(seller.post(url, {"amount": "60,00"}))
+    assert 'id="id_amount_error">Van deze betaling kan nog hoogstens €\xa049,00 worden terugbetaald.</p>' in page
+    # a refund made meanwhile (the page saw €49.00 left): the service refuses, in Dutch, beside the amount
+    billing.refund_payment(dutch, p, 4000)
+    monkeypatch.setattr(views, "billing", SimpleNamespace(refundable=lambda payment: 4900,
+                                                          refund_payment=billing.refund_payment))
+    page = html(seller.post(url, {"amount": "20,00"}))
+    assert 'id="id_amount_error">Van deze betaling kan nog hoogstens €\xa09,00 worden terugbetaald</p>' in page
+    assert Refund.objects.count() == 1
+    with translation.override("en"), pytest.raises(ServiceError) as exc:
+        billing.refund_payment(dutch, p, 901)
+    assert exc.value.message == "amount: at most 900 (minor units) of this payment can still be refunded"
+
+
+def test_payment_method_errors_in_dutch(admin, contact):
+    from recur.payments import services as payments
+
+    with translation.override("nl"), pytest.raises(ServiceError) as exc:
+        payments.add_payment_method(admin, contact, {"type": "card"})
+    assert exc.value.message == "card: de kaartgegevens zijn verplicht" and exc.value.field == "card"
+    with translation.override("nl"), pytest.raises(ServiceError) as exc:
+        payments.get_payment_method(contact, 999)
+    assert exc.value.message == f"Contactpersoon {contact.pk} heeft geen betaalmethode met id 999"
+    assert exc.value.code == "not_found"
+
+
+def test_hosted_checkout_form_of_another_page_in_dutch(admin):
+    """The buyer's pages show a checkout error in the buyer's language (?lang=nl), without its field."""
+    from django.test import Client
+
+    from recur.checkout import payment_links as pl
+    from recur.checkout.models import CheckoutSession
+    from tests.checkout.conftest import card_form
+    from tests.checkout.test_payment_links_pages import buyer, make_link, nonce_of
+
+    first, other = make_link(admin), make_link(admin)
+    c = Client()
+    page = c.get(f"/billing/pay/{first.token}/").content.decode()
+    assert c.post(f"/billing/pay/{first.token}/", {**buyer(), **card_form(), "nonce": nonce_of(page)}).status_code == 302
+    # the same form's nonce posted to another link's page
+    r = c.post(f"/billing/pay/{other.token}/?lang=nl", {**buyer(), **card_form(), "nonce": nonce_of(page)})
+    page = html(r)
+    assert "Dit formulier hoort bij een andere pagina" in page and "nonce:" not in page
+    assert CheckoutSession.objects.count() == 1 and pl.CheckoutAttempt.objects.count() == 1
+
+
+def test_hosted_checkout_address_refused_by_the_service_in_dutch(admin, monkeypatch):
+    """The page recognises "required" by the service's own message in the buyer's language, not by an English
+    word: the Dutch message of a missing address field shows as the form's "Dit veld is verplicht."."""
+    from django.test import Client
+
+    from recur.checkout import pay_views
+    from recur.checkout.models import CheckoutSession
+    from tests.checkout.conftest import card_form
+    from tests.checkout.test_payment_links_pages import buyer, make_link, nonce_of
+
+    link = make_link(admin, collect_billing_address=True)
+    real = pay_views.BuyerForm.buyer
+
+    def without_city(self, language):
+        out = real(self, language)
+        out["billing_address"]["city"] = ""  # the page's own check let it through; the service refuses it
+        return out
+
+    monkeypatch.setattr(pay_views.BuyerForm, "buyer", without_city)
+    c = Client()
+    page = c.get(f"/billing/pay/{link.token}/?lang=nl").content.decode()
+    address = {"billing_address_line1": "Oudegracht 1", "billing_postal_code": "3511 AA", "billing_city": "Utrecht",
+               "billing_country": "NL"}
+    page = html(c.post(f"/billing/pay/{link.token}/?lang=nl",
+                       {**buyer(), **address, **card_form(), "nonce": nonce_of(page)}))
+    assert '<p class="error" id="id_billing_city-error">Dit veld is verplicht.</p>' in page
+    assert not CheckoutSession.objects.filter(status="completed").exists()
+
+
+def test_card_expired_by_the_processor_is_recognised_in_any_language(on):
+    """The card form maps the processor's "expired" by the field and the date typed, not by an English word."""
+    from recur.checkout.forms import PaymentDetailsForm
+    from recur.core.errors import ValidationFailed
+
+    on(D(2027, 3, 1))
+    data = {"method": "card", "card_number": "4242424242424242", "card_exp_month": "02", "card_exp_year": "2027",
+            "card_cvc": "123", "card_name": "Anna"}
+    with translation.override("nl"):
+        form = PaymentDetailsForm(data, accepted=["card"])
+        assert not form.is_valid()
+        form.add_service_error(ValidationFailed("card.exp_month: de kaart is verlopen", field="card.exp_month"))
+        assert form.errors["card_exp_month"] == ["Deze kaart is verlopen.", "Deze kaart is verlopen."]
+        form = PaymentDetailsForm({**data, "card_exp_month": "12"}, accepted=["card"])
+        assert form.is_valid()
+        form.add_service_error(ValidationFailed("card.exp_month: moet tussen 1 en 12 liggen", field="card.exp_month"))
+        assert form.errors["card_exp_month"] == ["Vul de vervaldatum in."]

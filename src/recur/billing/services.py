@@ -12,11 +12,18 @@ import uuid
 
 from django.db import transaction
 from django.db.models import F
+from django.utils.translation import gettext as _
 
 from recur.billing.models import BillingCycle, Invoice, InvoiceLine, Payment, PaymentAttempt, Refund
 from recur.core import clock, records
-from recur.core.errors import Conflict, ValidationFailed
+from recur.core.errors import Conflict, ValidationFailed, shown_amount
 from recur.payments.processor import get_processor
+
+
+def status_word(record) -> str:
+    """A record's status label in the active language, lower case, for inside a message (in English
+    the invoice and subscription labels are their stored values, as before)."""
+    return str(record.get_status_display()).lower()
 
 
 def refundable(payment: Payment) -> int:
@@ -32,10 +39,10 @@ def refund_payment(actor, payment: Payment, amount: int | None = None, reason: s
     available = refundable(payment)
     amount = available if amount is None else amount
     if amount <= 0:
-        raise ValidationFailed("amount: a refund must be more than zero", field="amount")
+        raise ValidationFailed(_("amount: a refund must be more than zero"), field="amount")
     if amount > available:
-        raise ValidationFailed(f"amount: at most {available} (minor units) of this payment can still be refunded",
-                               field="amount")
+        raise ValidationFailed(_("amount: at most %(left)s of this payment can still be refunded")
+                               % {"left": shown_amount(available, payment.currency)}, field="amount")
     refund = records.create(Refund, actor, {
         "payment": payment, "amount": amount, "currency": payment.currency, "reason": reason[:200],
         "status": "pending", "idempotency_key": f"rf-{payment.pk}-{uuid.uuid4().hex[:16]}",
@@ -44,8 +51,8 @@ def refund_payment(actor, payment: Payment, amount: int | None = None, reason: s
         processor = get_processor(payment.payment_method.processor if payment.payment_method else None)
         result = processor.refund(payment.charge_ref, amount, payment.currency, refund.idempotency_key)
         if result.status == "failed":
-            raise Conflict(f"amount: the processor refused the refund: {result.failure_message}", field="amount",
-                           code="refund_failed")
+            raise Conflict(_("amount: the processor refused the refund: %(reason)s")
+                           % {"reason": result.failure_message}, field="amount", code="refund_failed")
         refund.refund_ref = result.refund_ref
     refund.status = "succeeded"
     refund.save(update_fields=["status", "refund_ref"])
@@ -79,18 +86,20 @@ def record_manual_payment(actor, invoice: Invoice, amount: int, *, paid_on: dt.d
     """A payment the seller received outside the processor (bank transfer, cash, cheque)."""
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.status not in ("open",):
-        raise Conflict(f"status: invoice {invoice.number} is {invoice.status}; only open invoices take payments",
+        raise Conflict(_("status: invoice %(number)s is %(status)s; only open invoices take payments")
+                       % {"number": invoice.number, "status": status_word(invoice)},
                        field="status", code="invoice_not_open")
     if method not in dict(Payment.METHODS):
-        raise ValidationFailed(f"method: must be one of {', '.join(dict(Payment.METHODS))}", field="method")
+        raise ValidationFailed(_("method: must be one of %(choices)s") % {"choices": ", ".join(dict(Payment.METHODS))},
+                               field="method")
     if amount <= 0:
-        raise ValidationFailed("amount: must be more than zero", field="amount")
+        raise ValidationFailed(_("amount: must be more than zero"), field="amount")
     if amount > invoice.amount_due:
-        raise ValidationFailed(f"amount: the invoice has {invoice.amount_due} (minor units) left to pay",
-                               field="amount")
+        raise ValidationFailed(_("amount: the invoice has %(left)s left to pay")
+                               % {"left": shown_amount(invoice.amount_due, invoice.currency)}, field="amount")
     paid_on = paid_on or clock.today()
     if paid_on > clock.today():
-        raise ValidationFailed("paid_on: cannot be in the future", field="paid_on")
+        raise ValidationFailed(_("paid_on: cannot be in the future"), field="paid_on")
     cycle = invoice.cycle
     payment = records.create(Payment, actor, {
         "subscription_id": invoice.subscription_id, "invoice": invoice, "contact_id": invoice.contact_id,
@@ -144,7 +153,7 @@ def apply_proration(actor, sub, preview) -> Invoice | int | None:
     if preview.net < 0:
         from recur.subscriptions.services import current_period
 
-        _, start, _ = current_period(sub)
+        _index, start, _end = current_period(sub)
         return refund_period(actor, sub, start, -preview.net, reason="Proration credit")
     from recur.billing.engine import _allocate_numbers
 
@@ -181,9 +190,10 @@ def create_invoice(actor, *, contact, items: list[dict], payment_terms: str = "d
     from recur.subscriptions.models import PAYMENT_TERM_DAYS
 
     if not items:
-        raise ValidationFailed("line_items: an invoice needs at least one line item", field="line_items")
+        raise ValidationFailed(_("line_items: an invoice needs at least one line item"), field="line_items")
     if payment_terms not in PAYMENT_TERM_DAYS:
-        raise ValidationFailed(f"payment_terms: must be one of {', '.join(PAYMENT_TERM_DAYS)}", field="payment_terms")
+        raise ValidationFailed(_("payment_terms: must be one of %(choices)s") % {"choices": ", ".join(PAYMENT_TERM_DAYS)},
+                               field="payment_terms")
     today = clock.today()
     amounts = [line_amounts(it["unit_price"], it.get("quantity", 1), it.get("discount_percent"), None,
                             it.get("tax_rate")) for it in items]

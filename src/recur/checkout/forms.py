@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from django import forms
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext, gettext_lazy as _
 
 from recur.core import clock
 
@@ -34,6 +34,28 @@ MESSAGES = {
 EXPIRED = _("This card has expired.")
 REQUIRED = _("This field is required.")
 METHOD_LABELS = {"card": _("Card"), "bank_account": _("Bank account")}
+
+
+def without_field(exc) -> str:
+    """A service error's message without its leading "<field>: " (the page shows it beside the field or
+    above the form); the services keep that English prefix in every language."""
+    message = exc.message or ""
+    if exc.field and message.startswith(f"{exc.field}: "):
+        message = message[len(exc.field) + 2:]
+    return message[:1].upper() + message[1:]
+
+
+def is_required_error(exc) -> bool:
+    """Whether a checkout service refused ``exc.field`` because it is empty: recognised by the
+    service's own message in the language active now (the one it was raised in) or in English,
+    never by a word of it, so it works whatever language the buyer reads."""
+    field = exc.field or ""
+    known = {"name": "name: enter your name", "email": "email: enter your e-mail address"}
+    candidates = {"%(field)s: this field is required" % {"field": field}, known.get(field, "")}
+    candidates |= {gettext("%(field)s: this field is required") % {"field": field}}
+    if field in known:
+        candidates.add(gettext(known[field]))
+    return exc.message in candidates - {""}
 
 
 def luhn_ok(number: str) -> bool:
@@ -162,8 +184,21 @@ class PaymentDetailsForm(forms.Form):
         if name is None:
             self.add_error(None, _("These payment details were not accepted. Please check them and try again."))
             return
-        message = EXPIRED if "expired" in (exc.message or "") else MESSAGES[name]
+        message = EXPIRED if name in ("card_exp_month", "card_exp_year") and self._expired(exc) else MESSAGES[name]
         self.add_error(name, message)
+
+    def _expired(self, exc) -> bool:
+        """The processor refused the expiry date because it has passed: the date the buyer typed is
+        before this month, or the processor said so (its message in the active language or English)."""
+        month = str(self.data.get("card_exp_month") or "").strip()
+        year = str(self.data.get("card_exp_year") or "").strip()
+        if month.isdigit() and year.isdigit() and len(year) in (2, 4):
+            today = clock.today()
+            if (int(year) + (2000 if len(year) == 2 else 0), int(month)) < (today.year, today.month):
+                return True
+        said = {f"{exc.field}: the card has expired",
+                gettext("%(field)s: the card has expired") % {"field": exc.field}}
+        return exc.message in said
 
 
 # Why Stripe.js could not set the card up (its error's decline_code or code), in the buyer's language.
@@ -285,4 +320,4 @@ class InvoiceAddressForm(forms.Form):
         if name in self.fields:
             self.add_error(name, REQUIRED)
         else:
-            self.add_error(None, exc.message)
+            self.add_error(None, without_field(exc))

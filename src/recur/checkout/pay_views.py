@@ -18,7 +18,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
 
 from recur.checkout import payment_links as pl
-from recur.checkout.forms import payment_form
+from recur.checkout.forms import is_required_error, payment_form, without_field
 from recur.checkout.models import CheckoutSession, PaymentLink
 from recur.checkout.templatetags.checkout_tags import amount as fmt_amount
 from recur.checkout.views import LANGUAGES, REASONS, SECRET_FIELDS, _language, _page, card_entry
@@ -74,10 +74,10 @@ class BuyerForm(forms.Form):
         field = (exc.field or "").replace("_address.", "_")
         target = {"name": "buyer_name", "email": "buyer_email"}.get(field, field)
         if target in self.fields:
-            self.add_error(target, REQUIRED if "required" in exc.message else
-                           (_("Enter a valid e-mail address.") if target == "buyer_email" else exc.message))
+            self.add_error(target, REQUIRED if is_required_error(exc) else
+                           (_("Enter a valid e-mail address.") if target == "buyer_email" else without_field(exc)))
         else:
-            self.add_error(None, exc.message)
+            self.add_error(None, without_field(exc))
 
 
 # --- what the buyer is shown -----------------------------------------------------------------------

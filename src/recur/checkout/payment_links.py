@@ -64,6 +64,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
 from recur.billing.engine import install_id
@@ -107,7 +108,7 @@ def _bool(data: dict, name: str, default: bool) -> bool:
     if value is None:
         return default
     if not isinstance(value, bool):
-        raise ValidationFailed(f"{name}: must be true or false", field=name)
+        raise ValidationFailed(_("%(field)s: must be true or false") % {"field": name}, field=name)
     return value
 
 
@@ -117,17 +118,20 @@ def create_payment_link(actor, data: dict[str, Any]) -> PaymentLink:
     collect_billing_address, collect_shipping_address, save_payment_method, allow_create_deals, deal_ids."""
     raw = data.get("line_items") or []
     if not raw:
-        raise ValidationFailed("line_items: a payment link needs at least one line item", field="line_items")
+        raise ValidationFailed(_("line_items: a payment link needs at least one line item"), field="line_items")
     items = quote_services.clean_line_items(raw)
     try:
         grouping.split_recurring(items)  # the R-SIGN-4 key must be computable for every recurring item
     except ValueError as exc:
+        from recur.subscriptions.services import grouping_message
+
         field = str(exc).split(":", 1)[0]
-        raise ValidationFailed(f"line_items: {exc}", field=f"line_items.{field}") from None
+        bad = next((it for it in items if grouping.is_recurring(it) and _key_fails(it)), {})
+        raise ValidationFailed(grouping_message(exc, bad, "line_items"), field=f"line_items.{field}") from None
     methods = data.get("accepted_payment_methods")
     methods = account.default_payment_methods() if methods is None else list(methods)
     if not methods or any(m not in METHODS for m in methods):
-        raise ValidationFailed("accepted_payment_methods: one or more of card, bank_account",
+        raise ValidationFailed(_("accepted_payment_methods: one or more of card, bank_account"),
                                field="accepted_payment_methods")
     recurring = any(it.get("billing_frequency") for it in items)
     save = _bool(data, "save_payment_method", True) or recurring  # always on for recurring items
@@ -150,6 +154,14 @@ def create_payment_link(actor, data: dict[str, Any]) -> PaymentLink:
     return link
 
 
+def _key_fails(item: dict) -> bool:
+    try:
+        grouping.grouping_key(item)
+    except ValueError:
+        return True
+    return False
+
+
 @transaction.atomic
 def archive_payment_link(actor, link: PaymentLink) -> PaymentLink:
     """The link stops taking payments; what it sold is untouched."""
@@ -164,14 +176,14 @@ def link_url(link: PaymentLink) -> str:
 def link_for_token(token: str) -> PaymentLink:
     link = PaymentLink.objects.filter(token=token).first()
     if link is None:
-        raise NotFound("This payment link does not exist.")
+        raise NotFound(_("This payment link does not exist."))
     return link
 
 
 def quote_for_token(token: str) -> Quote:
     quote = Quote.objects.select_related("contact", "deal").filter(public_token=token).first() if token else None
     if quote is None:
-        raise NotFound("This quote does not exist.")
+        raise NotFound(_("This quote does not exist."))
     return quote
 
 
@@ -271,10 +283,10 @@ def new_nonce() -> str:
 def _clean_buyer(source, buyer: dict) -> dict:
     name = (buyer.get("name") or "").strip()
     if not name:
-        raise ValidationFailed("name: enter your name", field="name")
+        raise ValidationFailed(_("name: enter your name"), field="name")
     email = (buyer.get("email") or "").strip().lower()
     if not email:
-        raise ValidationFailed("email: enter your e-mail address", field="email")
+        raise ValidationFailed(_("email: enter your e-mail address"), field="email")
     crm._clean_email(email, "email")
     out = {"name": name[:200], "email": email, "language": buyer.get("language") or "en"}
     if isinstance(source, PaymentLink) and source.collect_billing_address:
@@ -289,7 +301,8 @@ def _address(raw: dict, field: str) -> dict:
                ("address_line1", "address_line2", "postal_code", "city", "region", "country")}
     for k in ("address_line1", "postal_code", "city", "country"):
         if not address[k]:
-            raise ValidationFailed(f"{field}.{k}: this field is required", field=f"{field}.{k}")
+            raise ValidationFailed(_("%(field)s: this field is required") % {"field": f"{field}.{k}"},
+                                   field=f"{field}.{k}")
     return {k: v for k, v in address.items() if v}
 
 
@@ -302,24 +315,24 @@ def _accepted(source) -> list[str]:
 def _check_source(source) -> None:
     if isinstance(source, PaymentLink):
         if not source.active:
-            raise Unavailable("This payment link is no longer active.")
+            raise Unavailable(_("This payment link is no longer active."))
         for it in source.items.select_related("product"):
             if it.product is not None and it.product.archived:
-                raise Unavailable(f"line_items: the product {it.product.name!r} is no longer sold.",
+                raise Unavailable(_("line_items: the product %(name)s is no longer sold.") % {"name": repr(it.product.name)},
                                   field="line_items")
     else:
         if not quote_open(source):
-            raise Unavailable("This quote cannot be accepted.", field="status")
+            raise Unavailable(_("This quote cannot be accepted."), field="status")
 
 
 def _type_error(allowed: list[str]) -> ValidationFailed:
-    return ValidationFailed(f"type: must be one of {', '.join(allowed)}", field="type")
+    return ValidationFailed(_("type: must be one of %(choices)s") % {"choices": ", ".join(allowed)}, field="type")
 
 
 def _lock_session(source, nonce: str) -> CheckoutSession:
     """The session of this form, locked; created (status ``charging``, not saved yet) when new."""
     is_link = isinstance(source, PaymentLink)
-    for _ in range(3):
+    for _try in range(3):
         session = CheckoutSession.objects.select_for_update().filter(nonce=nonce).first()
         if session is not None:
             break
@@ -334,9 +347,9 @@ def _lock_session(source, nonce: str) -> CheckoutSession:
         except IntegrityError:  # the same form, submitted twice at the same moment: wait for the first
             continue  # (the lock above waits for its commit; it may also have been rolled back)
     else:
-        raise Conflict("This purchase is already being processed.", code="payment_in_progress")
+        raise Conflict(_("This purchase is already being processed."), code="payment_in_progress")
     if (session.payment_link_id, session.quote_id) != ((source.pk, None) if is_link else (None, source.pk)):
-        raise ValidationFailed("nonce: this form belongs to another page", field="nonce")
+        raise ValidationFailed(_("nonce: this form belongs to another page"), field="nonce")
     return session
 
 

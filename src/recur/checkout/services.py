@@ -25,6 +25,7 @@ import logging
 from django.core import signing
 from django.db import transaction
 from django.db.models import Max
+from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
 from recur.billing.engine import install_id
@@ -70,10 +71,10 @@ def invoice_for_token(token: str) -> Invoice:
     try:
         invoice_id = links.read_invoice_token(token)
     except (signing.BadSignature, KeyError, TypeError, ValueError):
-        raise LinkInvalid("This invoice link is not valid.") from None
+        raise LinkInvalid(_("This invoice link is not valid.")) from None
     invoice = Invoice.objects.select_related("contact", "subscription").filter(pk=invoice_id).first()
     if invoice is None:
-        raise LinkExpired("This invoice no longer exists.")
+        raise LinkExpired(_("This invoice no longer exists."))
     return invoice
 
 
@@ -82,16 +83,16 @@ def subscription_id_for_token(token: str) -> int:
     try:
         return links.read_update_payment_method_token(token)
     except signing.SignatureExpired:
-        raise LinkExpired("This link has expired.") from None
+        raise LinkExpired(_("This link has expired.")) from None
     except (signing.BadSignature, KeyError, TypeError, ValueError):
-        raise LinkInvalid("This link is not valid.") from None
+        raise LinkInvalid(_("This link is not valid.")) from None
 
 
 def subscription_for_token(token: str) -> Subscription:
     sub = (Subscription.objects.select_related("contact", "payment_method")
            .filter(pk=subscription_id_for_token(token)).first())
     if sub is None:
-        raise LinkExpired("This subscription no longer exists.")
+        raise LinkExpired(_("This subscription no longer exists."))
     return sub
 
 
@@ -119,7 +120,7 @@ def payable(invoice: Invoice) -> bool:
 def _check_method(details: dict, allowed: list[str]) -> None:
     kind = details.get("type") if isinstance(details, dict) else None
     if kind not in allowed:
-        raise ValidationFailed(f"type: must be one of {', '.join(allowed)}", field="type")
+        raise ValidationFailed(_("type: must be one of %(choices)s") % {"choices": ", ".join(allowed)}, field="type")
 
 
 
@@ -136,16 +137,18 @@ def _start_invoice_attempt(invoice_id: int, details: dict, addresses: dict | Non
         list(BillingCycle.objects.select_for_update().filter(pk=cycle_id))
     invoice = Invoice.objects.select_for_update().filter(pk=invoice_id).first()
     if invoice is None:
-        raise NotFound(f"No invoice with id {invoice_id}")
+        raise NotFound(_("No invoice with id %(id)s") % {"id": invoice_id})
     if invoice.status != "open":
-        raise Conflict(f"status: invoice {invoice.number} is {invoice.status}", field="status",
-                       code="paid" if invoice.status == "paid" else "invoice_not_open")
+        raise Conflict(_("status: invoice %(number)s is %(status)s")
+                       % {"number": invoice.number, "status": str(invoice.get_status_display()).lower()},
+                       field="status", code="paid" if invoice.status == "paid" else "invoice_not_open")
     if not invoice.accept_online_payments:
-        raise Conflict("This invoice cannot be paid online", code="online_payments_off")
+        raise Conflict(_("This invoice cannot be paid online"), code="online_payments_off")
     if invoice.amount_due <= 0:
-        raise Conflict(f"Nothing is due on invoice {invoice.number}", code="paid")
+        raise Conflict(_("Nothing is due on invoice %(number)s") % {"number": invoice.number}, code="paid")
     if payment_in_flight(invoice) is not None:
-        raise Conflict(f"A payment of invoice {invoice.number} is already being processed", code="payment_in_progress")
+        raise Conflict(_("A payment of invoice %(number)s is already being processed") % {"number": invoice.number},
+                       code="payment_in_progress")
     sub = Subscription.objects.filter(pk=invoice.subscription_id).first() if invoice.subscription_id else None
     invoice.subscription = sub
     _check_method(details, accepted_methods(invoice))
@@ -191,10 +194,10 @@ def pay_invoice(token_or_invoice, details: dict, addresses: dict | None = None) 
     except Exception:  # the attempt is committed: the billing run's recovery settles it with the same key
         log.exception("Charging payment attempt %s of invoice %s failed; recovery will settle it",
                       attempt.pk, invoice_id)
-        raise PaymentProcessing("Your payment is being processed.") from None
+        raise PaymentProcessing(_("Your payment is being processed.")) from None
     payment = Payment.objects.filter(attempt_id=attempt.pk).first()
     if payment is None:
-        raise PaymentProcessing("Your payment is being processed.")
+        raise PaymentProcessing(_("Your payment is being processed."))
     _after_buyer_attempt(attempt.pk, payment)
     return payment
 
@@ -232,7 +235,8 @@ def _clean_address(raw, field: str) -> dict:
     address = {k: str(raw.get(k) or "").strip()[:200] for k in ADDRESS_KEYS}
     for k in ADDRESS_REQUIRED:
         if not address[k]:
-            raise ValidationFailed(f"{field}.{k}: this field is required", field=f"{field}.{k}")
+            raise ValidationFailed(_("%(field)s: this field is required") % {"field": f"{field}.{k}"},
+                                   field=f"{field}.{k}")
     return {k: v for k, v in address.items() if v}
 
 
@@ -319,7 +323,7 @@ def update_payment_method(subscription_id: int, details: dict) -> UpdateOutcome:
     with transaction.atomic():
         first = Subscription.objects.filter(pk=subscription_id).values_list("contact_id", "payment_method_id").first()
         if first is None:
-            raise LinkExpired("This subscription no longer exists.")
+            raise LinkExpired(_("This subscription no longer exists."))
         contact_id, old = first
         ids = {subscription_id}
         if old is not None:
@@ -328,9 +332,11 @@ def update_payment_method(subscription_id: int, details: dict) -> UpdateOutcome:
         locked = {s.pk: s for s in Subscription.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
         sub = locked.get(subscription_id)
         if sub is None:
-            raise LinkExpired("This subscription no longer exists.")
+            raise LinkExpired(_("This subscription no longer exists."))
         if rules.is_terminal(sub.status):
-            raise Conflict(f"status: the subscription is {sub.status}", field="status", code="subscription_ended")
+            raise Conflict(_("status: the subscription is %(status)s")
+                           % {"status": str(sub.get_status_display()).lower()}, field="status",
+                           code="subscription_ended")
         _check_method(details, accepted_methods(sub))
         method = payments.add_payment_method(None, sub.contact, details)
         sub = records.update(sub, None, {"payment_method": method})

@@ -62,6 +62,22 @@ def shown_date(value: dt.date) -> str:
     return formats.date_format(value, "DATE_FORMAT")
 
 
+def shown_amount(minor: int, currency: str) -> str:
+    """An amount inside an error message: in English, the API's language, the minor units as before
+    (``4900 (minor units)``); in any other language the amount as money in its format (``€ 49,00``)."""
+    lang = (translation.get_language() or "en").split("-")[0]
+    if lang == "en":
+        return f"{minor} (minor units)"
+    from decimal import Decimal
+
+    from babel.numbers import format_currency
+
+    from recur.core.money import currency_exponent
+
+    locale = {"nl": "nl_NL"}.get(lang, lang)
+    return format_currency(Decimal(int(minor)).scaleb(-currency_exponent(currency)), currency, locale=locale)
+
+
 def currency_message(field: str, code) -> str:
     """Why ``money.validate_currency(code)`` refused ``code`` (pure code, English), in the active
     language behind ``"<field>: "``; in English word for word its own message."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 
 from recur.core import clock, records
 from recur.core.errors import NotFound, ValidationFailed
@@ -20,18 +21,20 @@ METHOD_TYPES = ("card", "bank_account", "stripe")
 def _check_shape(details: dict, processor_name: str) -> None:
     kind = details.get("type") if isinstance(details, dict) else None
     if kind not in METHOD_TYPES:
-        raise ValidationFailed(f"type: must be one of {', '.join(METHOD_TYPES)}", field="type")
+        raise ValidationFailed(_("type: must be one of %(choices)s") % {"choices": ", ".join(METHOD_TYPES)},
+                               field="type")
     if kind == "stripe":
         if processor_name != "stripe":
-            raise ValidationFailed("type: stripe payment methods need RECUR_PROCESSOR=stripe", field="type")
+            raise ValidationFailed(_("type: stripe payment methods need RECUR_PROCESSOR=stripe"), field="type")
         if not str(details.get("stripe_payment_method") or "").startswith("pm_"):
-            raise ValidationFailed("stripe_payment_method: a Stripe PaymentMethod id (pm_…) is required",
+            raise ValidationFailed(_("stripe_payment_method: a Stripe PaymentMethod id (pm_…) is required"),
                                    field="stripe_payment_method")
     elif "token" in details:  # collected by the processor's own script on a hosted page
         if not isinstance(details["token"], str) or not details["token"].strip():
-            raise ValidationFailed("token: the processor's payment method token is required", field="token")
+            raise ValidationFailed(_("token: the processor's payment method token is required"), field="token")
     elif not isinstance(details.get(kind), dict):
-        raise ValidationFailed(f"{kind}: the {kind.replace('_', ' ')} details are required", field=kind)
+        raise ValidationFailed(_("card: the card details are required") if kind == "card"
+                               else _("bank_account: the bank account details are required"), field=kind)
 
 
 @transaction.atomic
@@ -103,5 +106,6 @@ def get_payment_method(contact: Contact, method_id: int) -> PaymentMethod:
     """One of the contact's methods that is not removed, else ``NotFound``."""
     method = list_payment_methods(contact).filter(pk=method_id).first()
     if method is None:
-        raise NotFound(f"No payment method with id {method_id} for contact {contact.pk}")
+        raise NotFound(_("No payment method with id %(id)s for contact %(contact)s")
+                       % {"id": method_id, "contact": contact.pk})
     return method
