@@ -60,7 +60,7 @@ def test_record_a_part_payment_then_the_rest(seller, manual_invoice, on):
 
 @pytest.mark.parametrize("data, field, message", [
     ({"amount": "", "paid_on": "2027-03-10", "method": "cash"}, "amount", "Enter the amount received."),
-    ({"amount": "2000.00", "paid_on": "2027-03-10", "method": "cash"}, "amount", "left to pay"),
+    ({"amount": "2000.00", "paid_on": "2027-03-10", "method": "cash"}, "amount", "At most €1,210.00 is still due"),
     ({"amount": "0", "paid_on": "2027-03-10", "method": "cash"}, "amount", "more than zero"),
     ({"amount": "10.001", "paid_on": "2027-03-10", "method": "cash"}, "amount", "at most 2 decimals"),
     ({"amount": "10.00", "paid_on": "2027-03-11", "method": "cash"}, "paid_on", "future"),

@@ -343,7 +343,7 @@ def test_manual_payment_above_the_amount_due_on_the_invoice_page_in_dutch(seller
 
     page = html(seller.post(f"/invoices/{manual_invoice.pk}/", {"amount": "1300,00", "paid_on": "2027-03-10",
                                                                 "method": "bank_transfer"}))
-    assert '<p class="error" id="id_amount_error">Op de factuur staat nog maar €\xa01.210,00 open</p>' in page
+    assert '<p class="error" id="id_amount_error">Op deze factuur staat nog maar €\xa01.210,00 open.</p>' in page
     page = html(seller.post(f"/invoices/{manual_invoice.pk}/", {"amount": "10,00", "paid_on": "2027-03-11",
                                                                 "method": "cash"}))
     assert 'id="id_paid_on_error">Mag niet in de toekomst liggen</p>' in page

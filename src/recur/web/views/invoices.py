@@ -130,7 +130,12 @@ def invoice_detail(request, pk):
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             minor = wf.to_minor(data["amount"], invoice.currency, form, "amount")
-            if minor is not None:
+            if minor is not None and minor > invoice.amount_due:
+                form.add_error("amount", _("At most %(left)s is still due on this invoice.") % {
+                    "left": money(invoice.amount_due, invoice.currency)})
+            elif minor is not None and minor <= 0:
+                form.add_error("amount", _("A payment must be more than zero."))
+            elif minor is not None:
                 try:
                     billing.record_manual_payment(request.user, invoice, minor, paid_on=data["paid_on"],
                                                   method=data["method"], reference=data.get("reference") or "")
