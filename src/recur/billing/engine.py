@@ -655,25 +655,40 @@ _last_reconcile: dt.datetime | None = None
 
 def _lifecycle(today: dt.date, summary: Summary) -> None:
     now = clock.now()
+    now_db = db_value(now)
     with transaction.atomic():
+        changes = []  # (subscription id, old status, new status) for the change history
         # Cancel-at-period-end subscriptions whose period is over.
-        ended = list(Subscription.objects.filter(cancel_at__lte=today).exclude(status__in=("canceled", "expired")))
+        ended = _claim(Subscription.objects.filter(cancel_at__lte=today).exclude(status__in=("canceled", "expired"))
+                       .order_by("pk"), None, skip_locked=False)
         for sub in ended:
-            sub.status = rules.transition(sub.status, "cancel").value
+            old, sub.status = sub.status, rules.transition(sub.status, "cancel").value
             sub.canceled_at, sub.next_payment_date, sub.updated_at = now, None, now
             sub.save(update_fields=["status", "canceled_at", "next_payment_date", "updated_at"])
             _stop_retries(sub)
+            changes.append((sub.pk, old, sub.status))
             summary.canceled += 1
         # Fixed terms whose last period has ended (R-VIEW-4 Expired).
-        expiring = Subscription.objects.filter(status="active", billing_terms="fixed", next_payment_date__isnull=True,
-                                               end_date__lte=today)
-        summary.expired += expiring.update(status="expired", updated_at=now)
+        expiring = _claim(Subscription.objects.filter(status="active", billing_terms="fixed",
+                                                      next_payment_date__isnull=True, end_date__lte=today)
+                          .order_by("pk"), None, ("pk",), skip_locked=False)
+        expiring = [i for i, in expiring]
+        summary.expired += _set_status(expiring, "expired", now)
+        changes += [(i, "active", "expired") for i in expiring]
         # Manual invoices not paid by their due date make the subscription past due.
-        overdue_subs = (Invoice.objects.filter(status="open", collection="manual", due_date__lt=today,
-                                               subscription__status="active")
-                        .values_list("subscription_id", flat=True).distinct())
-        Subscription.objects.filter(pk__in=list(overdue_subs)).update(status="past_due", updated_at=now)
+        overdue = Invoice.objects.filter(status="open", collection="manual", due_date__lt=today,
+                                         subscription__status="active").values("subscription_id")
+        overdue = [i for i, in _claim(Subscription.objects.filter(pk__in=overdue, status="active").order_by("pk"),
+                                      None, ("pk",), skip_locked=False)]
+        _set_status(overdue, "past_due", now)
+        changes += [(i, "active", "past_due") for i in overdue]
+        _history(changes, now_db)
         summary.emails_queued += _queue_reminders(today)
+
+
+def _set_status(ids: list[int], status: str, now: dt.datetime) -> int:
+    return sum(Subscription.objects.filter(pk__in=ids[lo:lo + BATCH]).update(status=status, updated_at=now)
+               for lo in range(0, len(ids), BATCH))
 
 
 def _queue_reminders(today: dt.date) -> int:
