@@ -138,7 +138,11 @@ _SUB_FIELDS = ("id", "contact_id", "start_date", "anchor_index", "billing_freque
 
 def _claim_due(today: dt.date, limit: int, only: list[int] | None) -> list[dict]:
     """The batch's due subscriptions, oldest payment date first, locked (rows another worker holds are skipped)."""
-    sql = (f"SELECT {', '.join(_SUB_FIELDS)} FROM subscriptions_subscription"
+    # Walk the (next_payment_date, id) index in order and stop after ``limit`` rows. Without
+    # statistics SQLite's planner prefers the status index and sorts every due row for each
+    # batch — quadratic over a large run — so it is told which index to use.
+    hint = " INDEXED BY sub_npd_id_idx" if connection.vendor == "sqlite" else ""
+    sql = (f"SELECT {', '.join(_SUB_FIELDS)} FROM subscriptions_subscription{hint}"
            f" WHERE next_payment_date <= %s AND status IN ({', '.join(['%s'] * len(BILLABLE))})")
     params = [db_value(today), *BILLABLE]
     if only is not None:
@@ -414,14 +418,16 @@ class _Recorder:
         for s in self.subs.values():
             s["status0"], s["paid"] = s["status"], False
         self.failed_cycles = defaultdict(set)
-        for sid, cid in fetch_in("SELECT subscription_id, id FROM billing_billingcycle WHERE status = 'failed'"
+        # ``status || ''``: look the batch's subscriptions up by their index, not every failed
+        # cycle or open invoice by the status index (the planners' choice without statistics).
+        for sid, cid in fetch_in("SELECT subscription_id, id FROM billing_billingcycle WHERE status || '' = 'failed'"
                                  " AND subscription_id IN ({in})", sub_ids):
             self.failed_cycles[sid].add(cid)
         v = self.v = db_adapter()
         now_db, today_db = v(self.now), v(self.today)
         self.now_db = now_db
         self.overdue = defaultdict(set)  # subscription → its overdue manual invoices
-        for sid, iid in fetch_in("SELECT subscription_id, id FROM billing_invoice WHERE status = 'open'"
+        for sid, iid in fetch_in("SELECT subscription_id, id FROM billing_invoice WHERE status || '' = 'open'"
                                  " AND collection = 'manual' AND due_date < %s AND subscription_id IN ({in})",
                                  sub_ids, [today_db]):
             self.overdue[sid].add(iid)
