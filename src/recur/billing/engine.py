@@ -418,16 +418,14 @@ class _Recorder:
         for s in self.subs.values():
             s["status0"], s["paid"] = s["status"], False
         self.failed_cycles = defaultdict(set)
-        # ``status || ''``: look the batch's subscriptions up by their index, not every failed
-        # cycle or open invoice by the status index (the planners' choice without statistics).
-        for sid, cid in fetch_in("SELECT subscription_id, id FROM billing_billingcycle WHERE status || '' = 'failed'"
+        for sid, cid in fetch_in("SELECT subscription_id, id FROM billing_billingcycle WHERE status = 'failed'"
                                  " AND subscription_id IN ({in})", sub_ids):
             self.failed_cycles[sid].add(cid)
         v = self.v = db_adapter()
         now_db, today_db = v(self.now), v(self.today)
         self.now_db = now_db
         self.overdue = defaultdict(set)  # subscription → its overdue manual invoices
-        for sid, iid in fetch_in("SELECT subscription_id, id FROM billing_invoice WHERE status || '' = 'open'"
+        for sid, iid in fetch_in("SELECT subscription_id, id FROM billing_invoice WHERE status = 'open'"
                                  " AND collection = 'manual' AND due_date < %s AND subscription_id IN ({in})",
                                  sub_ids, [today_db]):
             self.overdue[sid].add(iid)
