@@ -34,7 +34,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Min
 
-from recur.billing.models import BillingCycle, Invoice, InvoiceSequence, Payment, PaymentAttempt
+from recur.billing.models import BillingCycle, Invoice, InvoiceSequence, PaymentAttempt
 from recur.core import clock
 from recur.core.db import (
     as_date, db_adapter, db_value, execute_many, fetch, fetch_in, insert_many, insert_returning_ids,
