@@ -119,7 +119,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         # WAL lets readers run beside the writer; IMMEDIATE takes the write lock
         # at BEGIN so two writers queue instead of failing half-way.
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
+        # cache_size: up to 128 MiB of pages per connection (default 2 MiB); a billing run over
+        # 100,000+ subscriptions otherwise re-reads its index pages from the OS on every batch.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;"
+                        " PRAGMA cache_size=-131072;",
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }

@@ -50,7 +50,7 @@ def test_two_workers_racing_on_one_key_make_one_charge(monkeypatch, processor, s
 
     def insert_together(rows):  # both have seen "no charge yet" before either inserts
         barrier.wait()
-        insert(rows)
+        return insert(rows)
 
     monkeypatch.setattr(BuiltinProcessor, "_insert", staticmethod(insert_together))
     batches = [[request("k-shared", method), request("k-a", method)],

@@ -25,17 +25,21 @@ import dataclasses
 import functools
 import datetime as dt
 import hashlib
+import json
 import logging
 from collections import defaultdict
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Min
 
-from recur.billing.models import BillingCycle, Invoice, InvoiceSequence, Payment, PaymentAttempt
+from recur.billing.models import BillingCycle, Invoice, InvoiceSequence, PaymentAttempt
 from recur.core import account as account_store
 from recur.core import clock
-from recur.core.db import db_adapter, execute_many, insert_many, insert_returning_ids
+from recur.core.db import (
+    as_date, db_adapter, db_value, execute_many, fetch, fetch_in, insert_many, insert_returning_ids,
+)
 from recur.core.money import line_amounts
 from recur.notifications import services as outbox
 from recur.payments.processor import ChargeRequest, ChargeResult, get_processor
@@ -107,6 +111,15 @@ def _claim(qs, limit: int | None, fields: tuple[str, ...] | None = None, *, skip
     return list(qs[:limit] if limit else qs)
 
 
+def _lock_clause(*, skip_locked: bool = False, of: str = "") -> str:
+    """The plain-SQL form of ``_claim``'s locking: PostgreSQL locks rows, SQLite has one writer."""
+    features = connection.features
+    if not features.has_select_for_update:
+        return ""
+    clause = " FOR UPDATE" + (f" OF {of}" if of else "")
+    return clause + (" SKIP LOCKED" if skip_locked and features.has_select_for_update_skip_locked else "")
+
+
 def _allocate_numbers(counts: dict[int, int]) -> dict[int, list[str]]:
     """Gapless invoice numbers per year: the sequence row is locked until commit."""
     out = {}
@@ -124,59 +137,91 @@ _SUB_FIELDS = ("id", "contact_id", "start_date", "anchor_index", "billing_freque
                "accept_online_payments", "payment_method_id", "owner_id", "name", "billing_address")
 
 
+def _claim_due(today: dt.date, limit: int, only: list[int] | None) -> list[dict]:
+    """The batch's due subscriptions, oldest payment date first, locked (rows another worker holds are skipped)."""
+    # Walk the (next_payment_date, id) index in order and stop after ``limit`` rows. Without
+    # statistics SQLite's planner prefers the status index and sorts every due row for each
+    # batch — quadratic over a large run — so it is told which index to use.
+    hint = " INDEXED BY sub_npd_id_idx" if connection.vendor == "sqlite" else ""
+    sql = (f"SELECT {', '.join(_SUB_FIELDS)} FROM subscriptions_subscription{hint}"
+           f" WHERE next_payment_date <= %s AND status IN ({', '.join(['%s'] * len(BILLABLE))})")
+    params = [db_value(today), *BILLABLE]
+    if only is not None:
+        if not only:
+            return []
+        sql += f" AND id IN ({', '.join(['%s'] * len(only))})"
+        params += list(only)
+    rows = fetch(sql + " ORDER BY next_payment_date, id LIMIT %s" + _lock_clause(skip_locked=True), [*params, limit])
+    subs = [dict(zip(_SUB_FIELDS, r)) for r in rows]
+    for s in subs:
+        s["start_date"] = as_date(s["start_date"])
+        s["accept_online_payments"] = bool(s["accept_online_payments"])
+        s["status0"] = s["status"]
+    return subs
+
+
+def _plan(memo: dict, sub: dict, today: dt.date, v) -> tuple[list[tuple[int, object, object]], dt.date | None]:
+    """(due periods as (index, start, end) ready for the database, next payment date) of one subscription.
+
+    Pure schedule arithmetic, memoised per batch: subscriptions that started on the
+    same day with the same frequency share it."""
+    fixed = sub["number_of_payments"] if sub["billing_terms"] == "fixed" else None
+    key = (sub["start_date"], sub["billing_frequency"], sub["anchor_index"], sub["billed_through"], fixed)
+    found = memo.get(key)
+    if found is None:
+        args = key[:3]
+        due = schedule.shifted_due(*args, sub["billed_through"], today, fixed)
+        periods = [(k, *map(v, schedule.shifted_period(*args, k))) for k in due]
+        found = memo[key] = (periods, schedule.shifted_next(*args, due[-1] if due else sub["billed_through"], fixed))
+    return found
+
+
 def _issue_batch(today: dt.date, limit: int, only: list[int] | None, summary: Summary) -> list[int] | None:
     """Step 1 for one batch, in plain SQL (it is the hot path); returns the ids of the attempts it
     created, or None when there was nothing to claim (rows locked by another worker are skipped)."""
     now = clock.now()
+    v = db_adapter()
     with transaction.atomic():
-        qs = Subscription.objects.filter(next_payment_date__lte=today, status__in=BILLABLE)
-        if only is not None:
-            qs = qs.filter(pk__in=only)
-        rows = _claim(qs.order_by("next_payment_date", "id"), limit, _SUB_FIELDS)
-        if not rows:
+        subs = _claim_due(today, limit, only)
+        if not subs:
             return None
-        subs = [dict(zip(_SUB_FIELDS, r)) for r in rows]
         totals = _item_totals([s["id"] for s in subs])
 
-        plans = []  # (sub, period index, start, end)
+        plans = []  # (sub, period index, start, end), dates ready for the database
+        memo: dict = {}
         for sub in subs:
-            fixed = sub["number_of_payments"] if sub["billing_terms"] == "fixed" else None
-            args = (sub["start_date"], sub["billing_frequency"], sub["anchor_index"])
-            due = schedule.shifted_due(*args, sub["billed_through"], today, fixed)
-            plans += [(sub, k, *schedule.shifted_period(*args, k)) for k in due]
-            if due:
-                sub["billed_through"] = due[-1]
-            sub["next_payment_date"] = schedule.shifted_next(*args, sub["billed_through"], fixed)
+            periods, sub["next_payment_date"] = _plan(memo, sub, today, v)
+            plans += [(sub, *p) for p in periods]
+            if periods:
+                sub["billed_through"] = periods[-1][0]
             if sub["status"] == "scheduled":
-                sub["status"] = rules.transition(sub["status"], "start").value
+                sub["status"] = _transition(sub["status"], "start")
 
-        v = db_adapter()
         now_db, today_db = v(now), v(today)
+        due_dates = {terms: v(today + dt.timedelta(days=days)) for terms, days in PAYMENT_TERM_DAYS.items()}
         free = [s["collection"] == "auto_charge" and totals[s["id"]][0][2] == 0 for s, *_ in plans]
         cycle_ids = insert_returning_ids(
             "billing_billingcycle",
             ("subscription_id", "period_index", "period_start", "period_end", "amount", "currency", "status",
              "attempts", "created_at"),
-            [(s["id"], k, v(a), v(b), totals[s["id"]][0][2], s["currency"], "paid" if f else "open", 0, now_db)
+            [(s["id"], k, a, b, totals[s["id"]][0][2], s["currency"], "paid" if f else "open", 0, now_db)
              for (s, k, a, b), f in zip(plans, free)])
         numbers = _allocate_numbers({today.year: len(plans)})[today.year] if plans else []
-        json_value = connection.ops.adapt_json_value
         invoice_ids = insert_returning_ids(
             "billing_invoice",
             ("number", "subscription_id", "cycle_id", "contact_id", "status", "issue_date", "due_date",
              "payment_terms", "collection", "accept_online_payments", "currency", "subtotal", "tax", "total",
              "amount_paid", "billing_address", "paid_at", "overdue_notified", "owner_id", "created_at", "updated_at"),
             [(numbers[i], s["id"], cycle_ids[i], s["contact_id"], "paid" if free[i] else "open", today_db,
-              v(today + dt.timedelta(days=PAYMENT_TERM_DAYS[s["payment_terms"]])), s["payment_terms"],
-              s["collection"], s["accept_online_payments"], s["currency"], *totals[s["id"]][0], 0,
-              json_value(s["billing_address"], None), now_db if free[i] else None, False, s["owner_id"], now_db,
-              now_db)
+              due_dates[s["payment_terms"]], s["payment_terms"], s["collection"], s["accept_online_payments"],
+              s["currency"], *totals[s["id"]][0], 0, _json_text(s["billing_address"]), now_db if free[i] else None,
+              False, s["owner_id"], now_db, now_db)
              for i, (s, k, a, b) in enumerate(plans)])
         insert_many(
             "billing_invoiceline",
             ("invoice_id", "position", "name", "quantity", "unit_price", "discount", "tax_rate", "tax", "total",
              "period_start", "period_end"),
-            [(inv, *line, v(a), v(b)) for inv, (s, k, a, b) in zip(invoice_ids, plans) for line in totals[s["id"]][1]])
+            [(inv, *line, a, b) for inv, (s, k, a, b) in zip(invoice_ids, plans) for line in totals[s["id"]][1]])
 
         attempt_rows, emails = [], []
         contacts = _contacts({s["contact_id"] for s, *_ in plans if s["collection"] == "manual"})
@@ -195,37 +240,72 @@ def _issue_batch(today: dt.date, limit: int, only: list[int] | None, summary: Su
             attempt_rows)
         summary.emails_queued += outbox.queue_many(emails)
         summary.invoices_issued += len(plans)
+        # One UPDATE per subscription; the status (an indexed column) only where it changed.
         execute_many(
-            "UPDATE subscriptions_subscription SET billed_through = %s, next_payment_date = %s, status = %s,"
-            " updated_at = %s WHERE id = %s",
-            [(s["billed_through"], v(s["next_payment_date"]) if s["next_payment_date"] else None, s["status"], now_db,
-              s["id"]) for s in subs])
+            "UPDATE subscriptions_subscription SET billed_through = %s, next_payment_date = %s, updated_at = %s"
+            " WHERE id = %s",
+            [(s["billed_through"], v(s["next_payment_date"]), now_db, s["id"]) for s in subs])
+        _write_status_changes([s for s in subs if s["status"] != s["status0"]], now_db)
         return attempt_ids
+
+
+@functools.lru_cache(maxsize=64)
+def _transition(status: str, event: str) -> str:
+    """``rules.transition`` as a value, memoised (it is pure; a refused move raises every time)."""
+    return rules.transition(status, event).value
+
+
+@functools.lru_cache(maxsize=16)
+def _is_terminal(status: str) -> bool:
+    return rules.is_terminal(status)
+
+
+def _json_text(value) -> str:
+    """A JSON column's value as read by ``fetch`` (text on both databases), ready to write back."""
+    return value if isinstance(value, str) else json.dumps(value if value is not None else {})
+
+
+def _write_status_changes(subs: list[dict], now_db) -> None:
+    """Write the status changes of the billing run and their change history (R-OBJ-4), in the
+    caller's transaction: one history row per subscription whose status actually changed."""
+    if not subs:
+        return
+    execute_many("UPDATE subscriptions_subscription SET status = %s, updated_at = %s WHERE id = %s",
+                 [(s["status"], now_db, s["id"]) for s in subs])
+    _history([(s["id"], s["status0"], s["status"]) for s in subs], now_db)
+
+
+def _history(changes: list[tuple[int, str, str]], now_db) -> None:
+    """Bulk change history for (subscription id, old status, new status), the billing run as actor (none)."""
+    insert_many("core_historyentry", ("record_type", "record_id", "actor_id", "action", "changes", "at"),
+                [("subscription", sid, None, "updated", json.dumps({"status": [old, new]}), now_db)
+                 for sid, old, new in changes if old != new])
 
 
 def _item_totals(sub_ids: list[int]) -> dict[int, tuple[tuple[int, int, int], list[tuple]]]:
     """Per subscription: ((net, tax, total), invoice line rows) from its current line items."""
-    from recur.subscriptions.models import SubscriptionItem
-
     out: dict[int, tuple] = {sid: ((0, 0, 0), []) for sid in sub_ids}
-    items = SubscriptionItem.objects.filter(subscription_id__in=sub_ids).order_by("subscription_id", "position", "id")
-    computed: dict[tuple, object] = {}  # many subscriptions share the same prices
-    for sid, pos, name, qty, price, disc, rate in items.values_list(
-            "subscription_id", "position", "name", "quantity", "unit_price", "discount_percent", "tax_rate"):
-        amounts = computed.get((price, qty, disc, rate))
-        if amounts is None:
-            amounts = computed[(price, qty, disc, rate)] = line_amounts(price, qty, disc, None, rate)
+    computed: dict[tuple, tuple] = {}  # many subscriptions share the same prices
+    # Decimals as text: exact on both databases (SQLite would hand back a float).
+    rows = fetch_in("SELECT subscription_id, position, name, quantity, unit_price, CAST(discount_percent AS TEXT),"
+                    " CAST(tax_rate AS TEXT) FROM subscriptions_subscriptionitem WHERE subscription_id IN ({in})",
+                    sub_ids, tail=" ORDER BY subscription_id, position, id")
+    for sid, pos, name, qty, price, disc, rate in rows:
+        found = computed.get((price, qty, disc, rate))
+        if found is None:
+            d, r = Decimal(disc), Decimal(rate)
+            found = computed[(price, qty, disc, rate)] = (line_amounts(price, qty, d, None, r), r)
+        amounts, rate_dec = found
         (net, tax, total), lines = out[sid]
-        lines.append((pos, name, qty, price, amounts.discount, rate, amounts.tax, amounts.total))
+        lines.append((pos, name, qty, price, amounts.discount, rate_dec, amounts.tax, amounts.total))
         out[sid] = ((net + amounts.net, tax + amounts.tax, total + amounts.total), lines)
     return out
 
 
 def _contacts(ids) -> dict[int, dict]:
-    from recur.crm.models import Contact
-
     return {i: {"name": n, "email": e, "language": lang}
-            for i, n, e, lang in Contact.objects.filter(pk__in=ids).values_list("id", "name", "email", "language")}
+            for i, n, e, lang in fetch_in("SELECT id, name, email, language FROM crm_contact WHERE id IN ({in})",
+                                          sorted(ids))}
 
 
 def _money(minor: int, currency: str) -> dict:
@@ -252,14 +332,13 @@ def _invoice_email(sub: dict, contact: dict, invoice_id: int, number: str, total
 def _charge(attempt_ids: list[int], summary: Summary) -> None:
     if not attempt_ids:
         return
-    from recur.payments.models import ProcessorCustomer
-
-    rows = list(PaymentAttempt.objects.filter(pk__in=attempt_ids, status="started").values_list(
-        "idempotency_key", "amount", "currency", "invoice_id", "payment_method__processor_ref",
-        "payment_method__removed_at", "payment_method__contact_id", "payment_method__processor"))
-    customers = dict(
-        ((c, p), ref) for c, p, ref in ProcessorCustomer.objects.filter(
-            contact_id__in={r[6] for r in rows if r[6]}).values_list("contact_id", "processor", "customer_ref"))
+    rows = fetch_in(
+        "SELECT a.idempotency_key, a.amount, a.currency, a.invoice_id, pm.processor_ref, pm.removed_at, pm.contact_id,"
+        " pm.processor FROM billing_paymentattempt a LEFT JOIN payments_paymentmethod pm ON pm.id = a.payment_method_id"
+        " WHERE a.status = 'started' AND a.id IN ({in})", attempt_ids, tail=" ORDER BY a.id")
+    customers = {(c, p): ref for c, p, ref in fetch_in(
+        "SELECT contact_id, processor, customer_ref FROM payments_processorcustomer WHERE contact_id IN ({in})",
+        sorted({r[6] for r in rows if r[6]}))}
     requests, results = defaultdict(list), []
     for key, amount, currency, invoice_id, ref, removed_at, contact_id, processor in rows:
         if not ref or removed_at is not None:
@@ -284,7 +363,7 @@ def charge_attempts(attempt_ids: list[int]) -> Summary:
 def record_results(results: list[ChargeResult], summary: Summary | None = None) -> None:
     """Step 3: record each outcome exactly once (also used for asynchronous events).
 
-    Batched, in plain SQL: a handful of statements however many results. Only
+    Batched, in plain SQL: a handful of statements per batch of results. Only
     attempts still ``started`` (or ``pending``, for asynchronous outcomes) are
     recorded, under a row lock, so a concurrent recorder of the same result
     changes nothing.
@@ -305,8 +384,11 @@ def record_results(results: list[ChargeResult], summary: Summary | None = None) 
         # A hosted checkout's charge is keyed on its checkout session; checkout records it (its
         # parts come back through ``record_shared_charge``).
         results = take_checkout_results(results, summary)
-        if results:
-            _Recorder({r.idempotency_key: r for r in results}, summary).record()
+    by_key = {r.idempotency_key: r for r in results}
+    keys = list(by_key)
+    for lo in range(0, len(keys), BATCH):
+        with transaction.atomic():
+            _Recorder({k: by_key[k] for k in keys[lo:lo + BATCH]}, summary).record()
 
 
 def record_shared_charge(results: list[ChargeResult], summary: Summary | None = None) -> None:
@@ -326,6 +408,16 @@ _ATTEMPT_FIELDS = (
     "payment_method__last4", "invoice__contact__name", "invoice__contact__email", "invoice__contact__language",
     "buyer_initiated", "invoice__collection",
 )
+_ATTEMPT_SQL = (
+    "SELECT a.id, a.idempotency_key, a.status, a.amount, a.currency, a.charge_ref, a.invoice_id, a.cycle_id,"
+    " a.payment_method_id, i.subscription_id, i.contact_id, i.owner_id, i.number, c.period_start, c.period_end,"
+    " c.attempts, pm.type, pm.brand, pm.last4, ct.name, ct.email, ct.language, a.buyer_initiated, i.collection"
+    " FROM billing_paymentattempt a JOIN billing_invoice i ON i.id = a.invoice_id"
+    " LEFT JOIN billing_billingcycle c ON c.id = a.cycle_id"
+    " LEFT JOIN payments_paymentmethod pm ON pm.id = a.payment_method_id"
+    " LEFT JOIN crm_contact ct ON ct.id = i.contact_id"
+    " WHERE a.status IN ('started', 'pending') AND a.idempotency_key IN ({in})"
+)
 _SUB_STATE = ("id", "status", "payments_made", "total_paid", "name", "canceled_at", "cancel_mode", "next_payment_date")
 
 
@@ -333,16 +425,17 @@ class _Recorder:
     def __init__(self, by_key: dict[str, ChargeResult], summary: Summary, emails: bool = True):
         self.by_key, self.summary, self.send = by_key, summary, emails
         self.now, self.today = clock.now(), clock.today()
+        self.today_iso = self.today.isoformat()
         self.emails: list[dict] = []
         self.admins: dict[str, list] = {}
 
     def record(self) -> None:
-        open_ = ("started", "pending", "failed") if any(r.status == "succeeded" for r in self.by_key.values()) \
-            else ("started", "pending")
-        qs = PaymentAttempt.objects.filter(idempotency_key__in=list(self.by_key), status__in=open_)
+        # A late ``succeeded`` may settle an attempt recorded as failed (see record_results).
+        sql = _ATTEMPT_SQL if not any(r.status == "succeeded" for r in self.by_key.values()) else \
+            _ATTEMPT_SQL.replace("a.status IN ('started', 'pending')", "a.status IN ('started', 'pending', 'failed')")
+        rows = fetch_in(sql, list(self.by_key), tail=" ORDER BY a.id" + _lock_clause(of="a"))
         attempts = [
-            a for a in (dict(zip(_ATTEMPT_FIELDS, r)) for r in _claim(qs.order_by("pk"), None, _ATTEMPT_FIELDS,
-                                                                     skip_locked=False))
+            a for a in (dict(zip(_ATTEMPT_FIELDS, r)) for r in rows)
             if not (a["status"] == "pending" and self.by_key[a["idempotency_key"]].status == "pending")
             and not (a["status"] == "failed" and self.by_key[a["idempotency_key"]].status != "succeeded")
         ]
@@ -350,23 +443,27 @@ class _Recorder:
             return
         self._late_successes([a for a in attempts if a["status"] == "failed"])
         sub_ids = sorted({a["invoice__subscription_id"] for a in attempts if a["invoice__subscription_id"]})
-        self.subs = {r[0]: dict(zip(_SUB_STATE, r)) for r in _claim(
-            Subscription.objects.filter(pk__in=sub_ids).order_by("pk"), None, _SUB_STATE, skip_locked=False)}
+        self.subs = {r[0]: dict(zip(_SUB_STATE, r)) for r in fetch_in(
+            f"SELECT {', '.join(_SUB_STATE)} FROM subscriptions_subscription WHERE id IN ({{in}})", sub_ids,
+            tail=" ORDER BY id" + _lock_clause())}
+        for s in self.subs.values():
+            s["status0"], s["paid"] = s["status"], False
         self.failed_cycles = defaultdict(set)
-        for sid, cid in BillingCycle.objects.filter(subscription_id__in=sub_ids, status="failed").values_list(
-                "subscription_id", "pk"):
+        for sid, cid in fetch_in("SELECT subscription_id, id FROM billing_billingcycle WHERE status = 'failed'"
+                                 " AND subscription_id IN ({in})", sub_ids):
             self.failed_cycles[sid].add(cid)
-        self.overdue = defaultdict(set)  # subscription → its overdue manual invoices
-        for sid, iid in Invoice.objects.filter(subscription_id__in=sub_ids, status="open", collection="manual",
-                                               due_date__lt=self.today).values_list("subscription_id", "pk"):
-            self.overdue[sid].add(iid)
-        earlier = dict(Payment.objects.filter(
-            attempt_id__in=[a["id"] for a in attempts if a["status"] in ("pending", "failed")])
-            .values_list("attempt_id", "id"))
-        self.attempt_rows, self.invoice_rows, self.cycle_rows = [], [], []
-        new_payments, changed_payments = [], []
         v = self.v = db_adapter()
         now_db, today_db = v(self.now), v(self.today)
+        self.now_db = now_db
+        self.overdue = defaultdict(set)  # subscription → its overdue manual invoices
+        for sid, iid in fetch_in("SELECT subscription_id, id FROM billing_invoice WHERE status = 'open'"
+                                 " AND collection = 'manual' AND due_date < %s AND subscription_id IN ({in})",
+                                 sub_ids, [today_db]):
+            self.overdue[sid].add(iid)
+        earlier = dict(fetch_in("SELECT attempt_id, id FROM billing_payment WHERE attempt_id IN ({in})",
+                                [a["id"] for a in attempts if a["status"] in ("pending", "failed")]))
+        self.attempt_rows, self.invoice_rows, self.cycle_rows = [], [], []
+        new_payments, changed_payments = [], []
         for a in attempts:
             r = self.by_key[a["idempotency_key"]]
             message = r.failure_message[:300]
@@ -430,8 +527,7 @@ class _Recorder:
         self.summary.charged += 1
         if a.get("overpaid"):
             return  # the invoice was settled otherwise: only the payment itself is recorded
-        now_db = self.v(self.now)
-        self.invoice_rows.append((a["amount"], now_db, now_db, a["invoice_id"]))
+        self.invoice_rows.append((a["amount"], self.now_db, self.now_db, a["invoice_id"]))
         if a["cycle_id"]:
             # A late success is the outcome of a try already counted; it also ends the cycle's retries.
             tries = a["cycle__attempts"] if a.get("late") else a["cycle__attempts"] + 1
@@ -442,13 +538,13 @@ class _Recorder:
         a["first"] = sub["payments_made"] == 0
         sub["payments_made"] += 1 if a["cycle_id"] else 0  # a proration charge is not a scheduled payment
         sub["total_paid"] += a["amount"]
-        sub["last_payment_date"] = self.today
+        sub["paid"] = True
         if a["cycle_id"]:
             self.failed_cycles[sub["id"]].discard(a["cycle_id"])
         self.overdue[sub["id"]].discard(a["invoice_id"])  # this invoice is paid now
         unpaid = self.failed_cycles[sub["id"]] or self.overdue[sub["id"]]
-        if not rules.is_terminal(sub["status"]) and sub["status"] != "paused" and not unpaid:
-            sub["status"] = rules.transition(sub["status"], "payment_succeeded").value
+        if not _is_terminal(sub["status"]) and sub["status"] != "paused" and not unpaid:
+            sub["status"] = _transition(sub["status"], "payment_succeeded")
 
     def _failed(self, a: dict) -> None:
         self.summary.failed += 1
@@ -465,10 +561,10 @@ class _Recorder:
             return
         if a["cycle_id"]:
             self.failed_cycles[sub["id"]].add(a["cycle_id"])
-        if not rules.is_terminal(sub["status"]) and sub["status"] != "paused":
-            sub["status"] = rules.transition(sub["status"], "payment_failed").value
+        if not _is_terminal(sub["status"]) and sub["status"] != "paused":
+            sub["status"] = _transition(sub["status"], "payment_failed")
             if a["next_retry"] is None and dunning_policy() == "cancel":
-                sub["status"] = rules.transition(sub["status"], "dunning_exhausted_cancel").value
+                sub["status"] = _transition(sub["status"], "dunning_exhausted_cancel")
                 sub["canceled_at"], sub["cancel_mode"], sub["next_payment_date"] = self.now, "immediately", None
                 self.summary.canceled += 1
 
@@ -482,14 +578,19 @@ class _Recorder:
             " updated_at = %s WHERE id = %s", self.invoice_rows)
         execute_many("UPDATE billing_billingcycle SET status = %s, attempts = %s, next_retry_on = %s WHERE id = %s",
                      self.cycle_rows)
+        # The payment columns for each paid subscription; the indexed status columns only where they changed.
         execute_many(
-            "UPDATE subscriptions_subscription SET payments_made = %s, total_paid = %s,"
-            " last_payment_date = COALESCE(%s, last_payment_date), status = %s, canceled_at = %s, cancel_mode = %s,"
+            "UPDATE subscriptions_subscription SET payments_made = %s, total_paid = %s, last_payment_date = %s,"
+            " updated_at = %s WHERE id = %s",
+            [(s["payments_made"], s["total_paid"], v(self.today), now_db, s["id"])
+             for s in self.subs.values() if s["paid"]])
+        changed = [s for s in self.subs.values() if s["status"] != s["status0"]]
+        execute_many(
+            "UPDATE subscriptions_subscription SET status = %s, canceled_at = %s, cancel_mode = %s,"
             " next_payment_date = %s, updated_at = %s WHERE id = %s",
-            [(s["payments_made"], s["total_paid"], v(s["last_payment_date"]) if s.get("last_payment_date") else None,
-              s["status"], v(s["canceled_at"]) if s["canceled_at"] else None, s["cancel_mode"],
-              v(s["next_payment_date"]) if s["next_payment_date"] else None, now_db, s["id"])
-             for s in self.subs.values()])
+            [(s["status"], v(s["canceled_at"]), s["cancel_mode"], v(s["next_payment_date"]), now_db, s["id"])
+             for s in changed])
+        _history([(s["id"], s["status0"], s["status"]) for s in changed], now_db)
 
     def _emails(self, a: dict, r: ChargeResult) -> None:
         if r.status == "pending" or a.get("overpaid"):
@@ -507,7 +608,7 @@ class _Recorder:
         pid = a["payment_id"]
         record = ("payment", pid)
         if r.status == "succeeded":
-            ctx["paid_on"] = self.today
+            ctx["paid_on"] = self.today_iso  # as the outbox's JSON would write the date
             _buyer_email(self.emails, "payment_receipt", contact, ctx, f"receipt:{pid}", pid)
             self._admin_emails("admin_payment_succeeded", ctx, record, f"admin_ok:{pid}")
             if a.get("first"):
@@ -614,25 +715,40 @@ _last_reconcile: dt.datetime | None = None
 
 def _lifecycle(today: dt.date, summary: Summary) -> None:
     now = clock.now()
+    now_db = db_value(now)
     with transaction.atomic():
+        changes = []  # (subscription id, old status, new status) for the change history
         # Cancel-at-period-end subscriptions whose period is over.
-        ended = list(Subscription.objects.filter(cancel_at__lte=today).exclude(status__in=("canceled", "expired")))
+        ended = _claim(Subscription.objects.filter(cancel_at__lte=today).exclude(status__in=("canceled", "expired"))
+                       .order_by("pk"), None, skip_locked=False)
         for sub in ended:
-            sub.status = rules.transition(sub.status, "cancel").value
+            old, sub.status = sub.status, rules.transition(sub.status, "cancel").value
             sub.canceled_at, sub.next_payment_date, sub.updated_at = now, None, now
             sub.save(update_fields=["status", "canceled_at", "next_payment_date", "updated_at"])
             _stop_retries(sub)
+            changes.append((sub.pk, old, sub.status))
             summary.canceled += 1
         # Fixed terms whose last period has ended (R-VIEW-4 Expired).
-        expiring = Subscription.objects.filter(status="active", billing_terms="fixed", next_payment_date__isnull=True,
-                                               end_date__lte=today)
-        summary.expired += expiring.update(status="expired", updated_at=now)
+        expiring = _claim(Subscription.objects.filter(status="active", billing_terms="fixed",
+                                                      next_payment_date__isnull=True, end_date__lte=today)
+                          .order_by("pk"), None, ("pk",), skip_locked=False)
+        expiring = [i for i, in expiring]
+        summary.expired += _set_status(expiring, "expired", now)
+        changes += [(i, "active", "expired") for i in expiring]
         # Manual invoices not paid by their due date make the subscription past due.
-        overdue_subs = (Invoice.objects.filter(status="open", collection="manual", due_date__lt=today,
-                                               subscription__status="active")
-                        .values_list("subscription_id", flat=True).distinct())
-        Subscription.objects.filter(pk__in=list(overdue_subs)).update(status="past_due", updated_at=now)
+        overdue = Invoice.objects.filter(status="open", collection="manual", due_date__lt=today,
+                                         subscription__status="active").values("subscription_id")
+        overdue = [i for i, in _claim(Subscription.objects.filter(pk__in=overdue, status="active").order_by("pk"),
+                                      None, ("pk",), skip_locked=False)]
+        _set_status(overdue, "past_due", now)
+        changes += [(i, "active", "past_due") for i in overdue]
+        _history(changes, now_db)
         summary.emails_queued += _queue_reminders(today)
+
+
+def _set_status(ids: list[int], status: str, now: dt.datetime) -> int:
+    return sum(Subscription.objects.filter(pk__in=ids[lo:lo + BATCH]).update(status=status, updated_at=now)
+               for lo in range(0, len(ids), BATCH))
 
 
 def _queue_reminders(today: dt.date) -> int:

@@ -67,7 +67,7 @@ from django.utils.translation import gettext as _
 
 from recur.core import account as account_store
 from recur.core import clock
-from recur.core.db import db_value, insert_many
+from recur.core.db import db_value, insert_returning
 from recur.core.errors import ValidationFailed
 from recur.core.models import User
 from recur.notifications.models import (
@@ -176,8 +176,7 @@ def queue_many(messages: list[dict]) -> int:
     queue_email's arguments by name.
 
     Rows whose dedupe_key exists already (or repeats in the batch) are skipped.
-    Returns the number of rows written (a concurrent writer of the same key can
-    make it over-count by one; the database still keeps a single row).
+    Returns the number of rows written.
     """
     rows, seen = [], set()
     for row in _prepare(messages):
@@ -186,17 +185,15 @@ def queue_many(messages: list[dict]) -> int:
                 continue
             seen.add(row["dedupe_key"])
         rows.append(row)
-    if seen:
-        existing = set(OutboxMessage.objects.filter(dedupe_key__in=seen).values_list("dedupe_key", flat=True))
-        rows = [r for r in rows if r["dedupe_key"] not in existing]
-    if rows:
-        now = db_value(rows[0]["created_at"])
-        insert_many("notifications_outboxmessage", _COLUMNS,
-                    [(r["kind"], r["to_email"], r["to_name"], r["language"], r["context"],
-                      r["record_type"], r["record_id"], r["dedupe_key"], r["status"], 0, now, "", now,
-                      r["message_id"]) for r in rows],
-                    ignore_conflicts_on="dedupe_key")
-    return len(rows)
+    if not rows:
+        return 0
+    now = db_value(rows[0]["created_at"])
+    # One statement: a row whose dedupe_key exists already is skipped and returns no id.
+    return len(insert_returning("notifications_outboxmessage", _COLUMNS,
+                                [(r["kind"], r["to_email"], r["to_name"], r["language"], r["context"],
+                                  r["record_type"], r["record_id"], r["dedupe_key"], r["status"], 0, now, "", now,
+                                  r["message_id"]) for r in rows],
+                                ignore_conflicts_on="dedupe_key"))
 
 
 _COLUMNS = ("kind", "to_email", "to_name", "language", "context", "record_type", "record_id", "dedupe_key", "status",

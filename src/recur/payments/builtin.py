@@ -25,15 +25,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import json
 import re
 import secrets
-from typing import Iterator
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
 from recur.core import clock
+from recur.core.db import fetch_in, insert_returning
 from recur.core.errors import ValidationFailed
 from recur.core.money import MAX_MINOR, format_amount, validate_currency
 from recur.payments.models import (
@@ -63,16 +64,11 @@ _INSERT_COLUMNS = (
     "idempotency_key", "charge_ref", "token", "customer_ref", "amount", "currency", "status", "failure_code",
     "failure_message", "description", "metadata", "created_at", "settles_at", "refunded",
 )
-_METADATA, _CREATED_AT = BuiltinCharge._meta.get_field("metadata"), BuiltinCharge._meta.get_field("created_at")
+_CREATED_AT = BuiltinCharge._meta.get_field("created_at")
 
 
 def _ref(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
-
-
-def _chunks(items: list, size: int = _CHUNK) -> Iterator[list]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
 
 
 # --- card and bank details (pure) ------------------------------------------------------
@@ -262,7 +258,7 @@ class BuiltinProcessor:
     # --- charges ---------------------------------------------------------------------
 
     def charge_many(self, requests: list[ChargeRequest]) -> list[ChargeResult]:
-        """A handful of queries per batch: existing keys, tokens, one bulk insert, a re-read.
+        """A handful of plain-SQL statements per batch: existing keys, tokens, one insert.
 
         The unique idempotency key is the guard: when two callers race on one key,
         the loser's insert is skipped (ON CONFLICT DO NOTHING) and both read back
@@ -273,12 +269,9 @@ class BuiltinProcessor:
         found = self._results([r.idempotency_key for r in requests])
         todo = {r.idempotency_key: r for r in requests if r.idempotency_key not in found}
         if todo:
-            tokens = {}
-            for chunk in _chunks(list({r.payment_method_ref for r in todo.values()})):
-                for row in BuiltinToken.objects.filter(token__in=chunk).values_list(
-                    "token", "type", "behaviour", "exp_month", "exp_year"
-                ):
-                    tokens[row[0]] = row
+            tokens = {row[0]: row for row in fetch_in(
+                "SELECT token, type, behaviour, exp_month, exp_year FROM payments_builtintoken WHERE token IN ({in})",
+                sorted({r.payment_method_ref for r in todo.values()}))}
             now = clock.now()
             today = now.astimezone(clock.account_zone()).date()
             created, settles = (
@@ -287,8 +280,9 @@ class BuiltinProcessor:
             rows = [
                 self._new_charge(r, tokens.get(r.payment_method_ref), today, created, settles) for r in todo.values()
             ]
-            self._insert(sorted(rows))  # one lock order for every caller: no deadlocks
-            found.update(self._results(list(todo)))
+            inserted = self._insert(sorted(rows))  # one lock order for every caller: no deadlocks
+            found.update((row[0], ChargeResult(*row)) for row in inserted)
+            found.update(self._results([k for k in todo if k not in found]))
         missing = [r.idempotency_key for r in requests if r.idempotency_key not in found]
         if missing:
             raise RuntimeError(f"charges {missing[:3]} were neither created nor found")
@@ -299,11 +293,19 @@ class BuiltinProcessor:
 
     @staticmethod
     def _results(keys: list[str]) -> dict[str, ChargeResult]:
-        out = {}
-        for chunk in _chunks(list(dict.fromkeys(keys))):
-            for row in BuiltinCharge.objects.filter(idempotency_key__in=chunk).values_list(*_RESULT_FIELDS):
-                out[row[0]] = ChargeResult(*row)
-        return out
+        return {row[0]: ChargeResult(*row) for row in fetch_in(
+            f"SELECT {', '.join(_RESULT_FIELDS)} FROM payments_builtincharge WHERE idempotency_key IN ({{in}})",
+            list(dict.fromkeys(keys)))}
+
+    @staticmethod
+    def _insert(rows: list[tuple]) -> list[tuple]:
+        """``INSERT … ON CONFLICT (idempotency_key) DO NOTHING RETURNING`` the result fields of the
+        rows inserted (SQLite ≥ 3.35 and PostgreSQL); a row a concurrent caller inserted first
+        returns nothing and is read back by the caller. Plain SQL: the ORM's bulk_create spends
+        most of its time compiling SQL, which the billing run cannot afford for a million rows."""
+        with transaction.atomic():
+            return insert_returning(BuiltinCharge._meta.db_table, _INSERT_COLUMNS, rows, ", ".join(_RESULT_FIELDS),
+                                    ignore_conflicts_on="idempotency_key")
 
     @staticmethod
     def _refusal(request: ChargeRequest, token: tuple | None, today: dt.date) -> tuple[str, str] | None:
@@ -332,25 +334,9 @@ class BuiltinProcessor:
         return (
             request.idempotency_key, _ref("ch"), request.payment_method_ref[:64], request.customer_ref[:64],
             0 if code == "invalid_request" else request.amount, str(request.currency)[:3].upper(), status, code,
-            message, request.description, _METADATA.get_db_prep_save(request.metadata, connection), created,
+            message, request.description, json.dumps(request.metadata or {}), created,
             settles if status == "pending" else None, 0,
         )
-
-    @staticmethod
-    def _insert(rows: list[tuple]) -> None:
-        """``INSERT … ON CONFLICT (idempotency_key) DO NOTHING`` (SQLite ≥ 3.24 and PostgreSQL).
-
-        Plain ``executemany``: the ORM's bulk_create spends most of its time
-        compiling SQL, which the billing run cannot afford for a million rows.
-        """
-        qn = connection.ops.quote_name
-        columns = [qn(BuiltinCharge._meta.get_field(name).column) for name in _INSERT_COLUMNS]
-        sql = (
-            f"INSERT INTO {qn(BuiltinCharge._meta.db_table)} ({', '.join(columns)}) "
-            f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT ({qn('idempotency_key')}) DO NOTHING"
-        )
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.executemany(sql, rows)
 
     # --- refunds ---------------------------------------------------------------------
 
