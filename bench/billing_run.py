@@ -9,6 +9,20 @@ then writes the same rows per renewal — invoice, its line, payment, outbox row
 subscription update — with plain SQL in batches of 1,000 (the baseline), and
 prints both rates and their ratio (engine time ÷ baseline time), so machine
 noise cancels out.
+
+Figures of 25 Nov 2026 (2 cores shared with other agents' test runs; noisy):
+
+=========  ==========  ================  ==================  =====
+database   n           engine /s         baseline /s         ratio
+=========  ==========  ================  ==================  =====
+SQLite     100,000     6,598 / 4,393 / 6,756   23,456 / 19,765 / 30,028   3.55 / 4.50 / 4.44
+SQLite     1,000,000   5,613 (178 s)     26,803              4.78
+PostgreSQL 100,000     1,019 / 1,009     3,468 / 3,328       3.40 / 3.30
+=========  ==========  ================  ==================  =====
+
+The PostgreSQL server was several times slower than on earlier days (baseline
+3,300/s against 15,000/s); the engine before this round measured 967/s against
+the same baseline (ratio 3.44) in the same conditions.
 """
 
 from __future__ import annotations
