@@ -123,11 +123,9 @@ def create_payment_link(actor, data: dict[str, Any]) -> PaymentLink:
     try:
         grouping.split_recurring(items)  # the R-SIGN-4 key must be computable for every recurring item
     except ValueError as exc:
-        from recur.subscriptions.services import grouping_message
+        from recur.subscriptions.services import split_error
 
-        field = str(exc).split(":", 1)[0]
-        bad = next((it for it in items if grouping.is_recurring(it) and _key_fails(it)), {})
-        raise ValidationFailed(grouping_message(exc, bad, "line_items"), field=f"line_items.{field}") from None
+        raise split_error(exc, items) from None
     methods = data.get("accepted_payment_methods")
     methods = account.default_payment_methods() if methods is None else list(methods)
     if not methods or any(m not in METHODS for m in methods):
@@ -152,14 +150,6 @@ def create_payment_link(actor, data: dict[str, Any]) -> PaymentLink:
     for deal in deals:
         records.associate(actor, link, deal)
     return link
-
-
-def _key_fails(item: dict) -> bool:
-    try:
-        grouping.grouping_key(item)
-    except ValueError:
-        return True
-    return False
 
 
 @transaction.atomic

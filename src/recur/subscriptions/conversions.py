@@ -17,7 +17,7 @@ from recur.core.errors import Conflict, ValidationFailed
 from recur.crm import quotes
 from recur.crm.models import Company, Deal, Quote
 from recur.subscriptions import grouping
-from recur.subscriptions.services import create_subscription, grouping_message
+from recur.subscriptions.services import create_subscription, split_error
 
 
 def _company_of(*recs) -> Company | None:
@@ -33,17 +33,7 @@ def _split(items: list[dict]) -> tuple[list[list[dict]], list[dict]]:
     try:
         return grouping.split_recurring(items)
     except ValueError as exc:
-        field = str(exc).split(":", 1)[0]
-        bad = next((it for it in items if grouping.is_recurring(it) and _key_fails(it)), {})
-        raise ValidationFailed(grouping_message(exc, bad, "line_items"), field=f"line_items.{field}") from None
-
-
-def _key_fails(item: dict) -> bool:
-    try:
-        grouping.grouping_key(item)
-    except ValueError:
-        return True
-    return False
+        raise split_error(exc, items) from None
 
 
 @transaction.atomic

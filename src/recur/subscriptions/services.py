@@ -51,6 +51,21 @@ def _clean_item(raw: dict, i: int) -> dict:
     return item
 
 
+def split_error(exc: ValueError, items: list[dict]) -> ValidationFailed:
+    """The error of ``grouping.split_recurring(items)`` naming the first recurring item whose R-SIGN-4
+    key cannot be computed, as ``line_items.<field>``."""
+    def fails(item: dict) -> bool:
+        try:
+            grouping.grouping_key(item)
+        except ValueError:
+            return True
+        return False
+
+    field = str(exc).split(":", 1)[0]
+    bad = next((it for it in items if grouping.is_recurring(it) and fails(it)), {})
+    return ValidationFailed(grouping_message(exc, bad, "line_items"), field=f"line_items.{field}")
+
+
 def grouping_message(exc: ValueError, item: dict, prefix: str) -> str:
     """The message of a ``grouping.grouping_key`` error (pure code, English) in the active language,
     behind ``<prefix>.<field>: `` as before."""
