@@ -261,3 +261,23 @@ def test_pages_need_a_login(client, contact):
         assert client.get(url)["Location"].startswith("/login/")
     r = client.post(f"/contacts/{contact.pk}/payment-methods/add/", card_post())
     assert r["Location"].startswith("/login/") and PaymentMethod.objects.count() == 0
+
+
+def test_payment_link_page_lists_checkouts_that_bought_nothing(seller, admin, on):
+    from recur.checkout import payment_links as pl
+    from tests.checkout.conftest import card
+
+    on(D(2027, 3, 10))
+    lk = pl.create_payment_link(admin, {"name": "Plans", "line_items": [
+        {"name": "Gold plan", "unit_price": 4900, "currency": "EUR", "billing_frequency": "monthly"}]})
+    page = html(seller.get(f"/payment-links/{lk.pk}/"))
+    assert 'data-testid="unfinished"' not in page
+    pl.checkout(lk, {"name": "Bram Jansen", "email": "bram@example.nl", "language": "nl"},
+                card(CARDS["insufficient"]), nonce=pl.new_nonce())
+    pl.checkout(lk, {"name": "Anna de Vries", "email": "anna@example.nl", "language": "nl"}, card(CARDS["ok"]),
+                nonce=pl.new_nonce())
+    page = html(seller.get(f"/payment-links/{lk.pk}/"))
+    unfinished = page.split('data-testid="unfinished"')[1].split("</section>")[0]
+    assert "Bram Jansen" in unfinished and "bram@example.nl" in unfinished
+    assert "Your card has insufficient funds." in unfinished and "€49.00" in unfinished and "····9995" in unfinished
+    assert "Anna de Vries" not in unfinished  # she bought: her subscription is listed instead

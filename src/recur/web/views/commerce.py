@@ -127,7 +127,24 @@ def payment_link_detail(request, pk):
     return render(request, "web/payment_link_detail.html", {
         "link": link, "url": links.link_url(link), "items": list(link.items.all()), "plan": plan,
         "methods": [dict(cf.METHOD_CHOICES)[m] for m in link.accepted_payment_methods if m in dict(cf.METHOD_CHOICES)],
-        "sessions": _link_subscriptions(link)})
+        "sessions": _link_subscriptions(link), "unfinished": _unfinished_checkouts(link)})
+
+
+def _unfinished_checkouts(link) -> list:
+    """Recent checkouts of the link that bought nothing (declined, or a charge still being settled):
+    the buyer, the amount, and the last attempt's reason. No contact exists for them (R-SIGN: nothing is
+    created before a payment succeeds), so this is where the seller sees them."""
+    from recur.checkout.models import CheckoutSession
+
+    rows = list(CheckoutSession.objects.filter(payment_link=link).exclude(status="completed")
+                .filter(attempts__isnull=False).distinct().order_by("-updated_at", "-pk")[:20])
+    for s in rows:
+        last = s.attempts.order_by("-attempt_no").first()
+        s.tries = last.attempt_no if last else 0
+        s.reason = (last.failure_message if last else "") or s.failure_message
+        s.method = f"{last.method_brand or last.method_type} ····{last.method_last4}" if last and last.method_last4 \
+            else ""
+    return rows
 
 
 def _link_subscriptions(link):
