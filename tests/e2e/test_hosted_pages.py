@@ -196,4 +196,7 @@ def test_a_bank_debit_on_an_invoice_settles_or_fails_days_later(admin, page, sho
         assert inv.status == "open" and inv.amount_paid == 0 and payment.status == "failed"
         expect(page.locator('[data-status="open"]')).to_have_text("Open")
         expect(page.get_by_role("button", name="Pay €49.00")).to_be_visible()
+        expect(page.get_by_test_id("bounced")).to_contain_text("Your bank payment of €49.00 on")
+        expect(page.get_by_test_id("bounced")).to_contain_text("could not be collected: The bank account could "
+                                                              "not be debited. Please pay again.")
     shot("after")

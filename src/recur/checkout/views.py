@@ -153,17 +153,31 @@ def invoice_page(request, token: str):
         if can_pay:
             entry, unavailable = card_entry(invoice.contact, accepted, invoice.currency)
             problem = problem or unavailable
+        bounced = _bounced_debit(invoice) if can_pay and not declined else None
     in_flight = services.payment_in_flight(invoice)
     overdue = invoice.status == "open" and invoice.due_date < clock.today()
     context = {
         "invoice": invoice, "lines": list(invoice.lines.all()), "form": form, "declined": declined,
         "address_form": address_form,
         "problem": problem, "payable": can_pay, "address": address_lines(invoice), "entry": entry,
-        "in_flight": in_flight, "overdue": overdue,
+        "in_flight": in_flight, "overdue": overdue, "bounced": bounced,
         "badge": "red" if overdue else BADGES.get(invoice.status, "grey"), "token": token,
         "lang_query": f"?lang={request.GET['lang']}" if request.GET.get("lang") in LANGUAGES else "",
     }
     return _page(request, "checkout/invoice.html", context, lang, status=200)
+
+
+def _bounced_debit(invoice) -> str | None:
+    """When the invoice's latest payment was a bank debit that could not be collected, say so: the buyer
+    saw "being processed" last time and now finds the invoice open again."""
+    from django.utils import formats
+
+    last = invoice.payments.select_related("attempt").order_by("-pk").first()
+    if last is None or last.status != "failed" or last.method != "bank_account":
+        return None
+    return _("Your bank payment of %(amount)s on %(day)s could not be collected: %(reason)s Please pay again.") % {
+        "amount": _money(last.amount, last.currency), "day": formats.date_format(last.paid_on, "DATE_FORMAT"),
+        "reason": reason(last.attempt) if last.attempt_id else _("The payment was declined.")}
 
 
 def _conflict_text(exc: Conflict) -> str:
