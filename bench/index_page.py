@@ -89,12 +89,12 @@ def fill(n: int, today: dt.date, vendor: str) -> None:
             " currency, total_paid, payment_terms, accept_online_payments, accepted_payment_methods, contact_id,"
             " company_id, quote_id, payment_method_id, billing_address, billed_through, anchor_index, canceled_at,"
             " cancel_mode, cancel_at, paused_at, owner_id, created_at, updated_at, collect_billing_address,"
-            " collect_shipping_address, save_payment_method)"
+            " collect_shipping_address, save_payment_method, shipping_address)"
             f" SELECT 'Plan ' || (i % 997), {STATUS_SQL}, 'manual', 'monthly', 'auto_renew',"
             f" NULL, {plus_days('-(i % 700)')}, NULL, {npd}, NULL, 1, 1000 + (i * 37 % 100) * 100, 'EUR', 0,"
             f" 'due_on_receipt', {'TRUE' if vendor == 'postgresql' else '1'}, '[]',"
             f" {first_contact} + (i % {contacts}), NULL, NULL, NULL, '{{}}', 0, 0, NULL, '', NULL, NULL, NULL,"
-            f" {now}, {now}, {false}, {false}, {false} FROM {series(n)}")
+            f" {now}, {now}, {false}, {false}, {false}, '{{}}' FROM {series(n)}")
     with connection.cursor() as cur:
         cur.execute("ANALYZE")
 
