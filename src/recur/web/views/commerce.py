@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
@@ -92,32 +93,43 @@ def payment_link_list(request):
         "rows": rows, "next": nxt, "total": PaymentLink.objects.count()})
 
 
-@login_required
-def payment_link_new(request):
+def _create_with_items(request, form_class, template, create, field_map, initial=None):
+    """The create page of a record with line items (a payment link, a quote): add rows, show each error beside
+    its row or field, and create through ``create(form, items)``, which calls the service and returns
+    (success message, URL to go to)."""
     products = wf.product_choices()
     ctx = {"products": products, "product_data": _product_data(products)}
+
+    def page(form, items, count):
+        return render(request, template, {**ctx, "form": form, "items": items, "count": count})
+
     if request.method != "POST":
-        return _link_form(request, cf.PaymentLinkForm(), cf.scheduled_item_forms(None, 1, products), 1, ctx)
+        return page(form_class(initial=initial or {}), cf.scheduled_item_forms(None, 1, products), 1)
     data = request.POST
     if "add_item" in data:
         count = _count(data)
-        form, items = _reshow(data, cf.PaymentLinkForm, products, count)
-        return _link_form(request, form, items, count, ctx)
-    form = cf.PaymentLinkForm(data)
+        return page(*_reshow(data, form_class, products, count), count)
+    form = form_class(data)
     items, rows, count, ok = _read_items(request, form, products)
     if ok:
         try:
-            link = links.create_payment_link(request.user, form.service_data([it for _, it in rows]))
+            message, url = create(form, [it for _, it in rows])
         except ServiceError as exc:
-            cf.map_item_error(form, items, rows, exc, cf.LINK_FIELD_MAP)
+            cf.map_item_error(form, items, rows, exc, field_map)
         else:
-            messages.success(request, _("Payment link “%(name)s” is created.") % {"name": link.name})
-            return redirect("payment_link_detail", pk=link.pk)
-    return _link_form(request, form, items, count, ctx)
+            messages.success(request, message)
+            return redirect(url)
+    return page(form, items, count)
 
 
-def _link_form(request, form, items, count, ctx):
-    return render(request, "web/payment_link_new.html", {**ctx, "form": form, "items": items, "count": count})
+@login_required
+def payment_link_new(request):
+    def create(form, items):
+        link = links.create_payment_link(request.user, form.service_data(items))
+        return _("Payment link “%(name)s” is created.") % {"name": link.name}, reverse("payment_link_detail",
+                                                                                     args=[link.pk])
+
+    return _create_with_items(request, cf.PaymentLinkForm, "web/payment_link_new.html", create, cf.LINK_FIELD_MAP)
 
 
 @login_required
@@ -204,32 +216,14 @@ def quote_list(request):
 
 @login_required
 def quote_new(request):
-    products = wf.product_choices()
-    ctx = {"products": products, "product_data": _product_data(products)}
-    if request.method != "POST":
-        g = request.GET
-        initial = {k: g.get(k) for k in ("contact", "deal") if (g.get(k) or "").isdigit()}
-        return _quote_form(request, cf.QuoteForm(initial=initial), cf.scheduled_item_forms(None, 1, products), 1, ctx)
-    data = request.POST
-    if "add_item" in data:
-        count = _count(data)
-        form, items = _reshow(data, cf.QuoteForm, products, count)
-        return _quote_form(request, form, items, count, ctx)
-    form = cf.QuoteForm(data)
-    items, rows, count, ok = _read_items(request, form, products)
-    if ok:
-        try:
-            quote = quote_services.create_quote(request.user, form.service_data([it for _, it in rows]))
-        except ServiceError as exc:
-            cf.map_item_error(form, items, rows, exc, cf.QUOTE_FIELD_MAP)
-        else:
-            messages.success(request, _("Quote “%(title)s” is created as a draft.") % {"title": quote.title})
-            return redirect("quote_detail", pk=quote.pk)
-    return _quote_form(request, form, items, count, ctx)
+    def create(form, items):
+        quote = quote_services.create_quote(request.user, form.service_data(items))
+        return _("Quote “%(title)s” is created as a draft.") % {"title": quote.title}, reverse("quote_detail",
+                                                                                              args=[quote.pk])
 
-
-def _quote_form(request, form, items, count, ctx):
-    return render(request, "web/quote_new.html", {**ctx, "form": form, "items": items, "count": count})
+    g = request.GET
+    initial = {k: g.get(k) for k in ("contact", "deal") if (g.get(k) or "").isdigit()}
+    return _create_with_items(request, cf.QuoteForm, "web/quote_new.html", create, cf.QUOTE_FIELD_MAP, initial)
 
 
 def _quote(pk) -> Quote:

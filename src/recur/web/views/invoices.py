@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from recur.billing import services as billing
+from recur.checkout.links import invoice_url
 from recur.billing.models import Invoice, Payment
 from recur.core import clock, records
 from recur.core.errors import ServiceError
@@ -37,17 +38,6 @@ def invoice_pdf_url(invoice) -> str | None:
         return reverse("checkout:invoice_pdf", args=[invoice_token(invoice)])
     except NoReverseMatch:
         return None
-
-
-def hosted_invoice_url(invoice) -> str | None:
-    """The buyer's page of the invoice (the link in the invoice e-mail)."""
-    from recur.checkout.links import invoice_url
-
-    try:
-        reverse("checkout:invoice_pdf", args=["x"])
-    except NoReverseMatch:
-        return None
-    return invoice_url(invoice)
 
 
 def keyset(request, qs):
@@ -166,7 +156,7 @@ def invoice_detail(request, pk):
         "invoice": invoice, "obj": invoice, "badge": INVOICE_BADGES.get(invoice.status, "grey"),
         "lines": lines, "show_discount": any(x.discount for x in lines), "show_tax": any(x.tax for x in lines),
         "payments": payments, "attempts": attempts, "emails": emails, "form": form,
-        "pdf": invoice_pdf_url(invoice), "hosted": hosted_invoice_url(invoice),
+        "pdf": invoice_pdf_url(invoice), "hosted": invoice_url(invoice),
         "history": history,
         "address": invoice.billing_address or {}, "tz": clock.account_zone().key,
     })
