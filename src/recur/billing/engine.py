@@ -428,6 +428,7 @@ class _Recorder:
         self.today_iso = self.today.isoformat()
         self.emails: list[dict] = []
         self.admins: dict[str, list] = {}
+        self.iso: dict = {}
 
     def record(self) -> None:
         # A late ``succeeded`` may settle an attempt recorded as failed (see record_results).
@@ -464,6 +465,14 @@ class _Recorder:
                                 [a["id"] for a in attempts if a["status"] in ("pending", "failed")]))
         self.attempt_rows, self.invoice_rows, self.cycle_rows = [], [], []
         new_payments, changed_payments = [], []
+        days: dict = {}  # period dates repeat: each adapted once
+
+        def day(value):
+            found = days.get(value)
+            if found is None:
+                found = days[value] = v(value)
+            return found
+
         for a in attempts:
             r = self.by_key[a["idempotency_key"]]
             message = r.failure_message[:300]
@@ -476,8 +485,8 @@ class _Recorder:
                     a["invoice__subscription_id"], a["invoice_id"], a["invoice__contact_id"], a["id"], a["amount"],
                     a["currency"], r.status, 0, a["payment_method__type"] or "card", a["payment_method_id"],
                     r.charge_ref, "", message, today_db,
-                    v(a["cycle__period_start"]) if a["cycle_id"] else None,
-                    v(a["cycle__period_end"]) if a["cycle_id"] else None,
+                    day(a["cycle__period_start"]) if a["cycle_id"] else None,
+                    day(a["cycle__period_end"]) if a["cycle_id"] else None,
                     a["invoice__owner_id"], now_db, now_db)
             self.attempt_rows.append((r.status, r.charge_ref or a["charge_ref"], now_db, r.failure_code, message,
                                       a["id"]))
@@ -539,10 +548,12 @@ class _Recorder:
         sub["payments_made"] += 1 if a["cycle_id"] else 0  # a proration charge is not a scheduled payment
         sub["total_paid"] += a["amount"]
         sub["paid"] = True
-        if a["cycle_id"]:
-            self.failed_cycles[sub["id"]].discard(a["cycle_id"])
-        self.overdue[sub["id"]].discard(a["invoice_id"])  # this invoice is paid now
-        unpaid = self.failed_cycles[sub["id"]] or self.overdue[sub["id"]]
+        failed, overdue = self.failed_cycles.get(sub["id"]), self.overdue.get(sub["id"])
+        if failed:
+            failed.discard(a["cycle_id"])
+        if overdue:
+            overdue.discard(a["invoice_id"])  # this invoice is paid now
+        unpaid = failed or overdue
         if not _is_terminal(sub["status"]) and sub["status"] != "paused" and not unpaid:
             sub["status"] = _transition(sub["status"], "payment_succeeded")
 
@@ -570,6 +581,7 @@ class _Recorder:
 
     def _write(self, now_db) -> None:
         v = self.v
+        today_db = v(self.today)
         execute_many(
             "UPDATE billing_paymentattempt SET status = %s, charge_ref = %s, completed_at = %s, failure_code = %s,"
             " failure_message = %s WHERE id = %s", self.attempt_rows)
@@ -582,8 +594,7 @@ class _Recorder:
         execute_many(
             "UPDATE subscriptions_subscription SET payments_made = %s, total_paid = %s, last_payment_date = %s,"
             " updated_at = %s WHERE id = %s",
-            [(s["payments_made"], s["total_paid"], v(self.today), now_db, s["id"])
-             for s in self.subs.values() if s["paid"]])
+            [(s["payments_made"], s["total_paid"], today_db, now_db, s["id"]) for s in self.subs.values() if s["paid"]])
         changed = [s for s in self.subs.values() if s["status"] != s["status0"]]
         execute_many(
             "UPDATE subscriptions_subscription SET status = %s, canceled_at = %s, cancel_mode = %s,"
@@ -601,7 +612,7 @@ class _Recorder:
         ctx = {
             "subscription_name": sub["name"] if sub else a["invoice__number"], "customer_name": contact["name"],
             "customer_email": contact["email"] or "", "amount": _money(a["amount"], a["currency"]),
-            "period_start": a["cycle__period_start"], "period_end": a["cycle__period_end"],
+            "period_start": self._iso(a["cycle__period_start"]), "period_end": self._iso(a["cycle__period_end"]),
             "payment_method": {"type": a["payment_method__type"], "brand": a["payment_method__brand"],
                                "last4": a["payment_method__last4"]} if a["payment_method_id"] else None,
         }
@@ -610,9 +621,9 @@ class _Recorder:
         if r.status == "succeeded":
             ctx["paid_on"] = self.today_iso  # as the outbox's JSON would write the date
             _buyer_email(self.emails, "payment_receipt", contact, ctx, f"receipt:{pid}", pid)
-            self._admin_emails("admin_payment_succeeded", ctx, record, f"admin_ok:{pid}")
+            self._admin_emails("admin_payment_succeeded", ctx, record, "admin_ok", pid)
             if a.get("first"):
-                self._admin_emails("seller_receipt", ctx, record, f"seller_receipt:{pid}")
+                self._admin_emails("seller_receipt", ctx, record, "seller_receipt", pid)
             return
         if a["buyer_initiated"]:
             return  # the buyer saw the decline on the page
@@ -621,22 +632,33 @@ class _Recorder:
         ctx.update(failed_on=self.today, reason=r.failure_message, next_retry_on=a.get("next_retry"),
                    update_url=update_payment_method_url(sub["id"]) if sub else "")
         _buyer_email(self.emails, "payment_failed", contact, ctx, f"failed:{pid}", pid)
-        self._admin_emails("admin_payment_failed", ctx, record, f"admin_failed:{pid}")
+        self._admin_emails("admin_payment_failed", ctx, record, "admin_failed", pid)
 
-    def _admin_emails(self, kind: str, ctx: dict, record: tuple, dedupe: str) -> None:
-        if kind not in self.admins:
-            self.admins[kind] = outbox.admin_recipients(kind)
+    def _iso(self, day) -> str | None:
+        """A date (or a date column's value) as the outbox's JSON writes it, memoised: periods repeat."""
+        found = self.iso.get(day)
+        if found is None and day is not None:
+            found = self.iso[day] = as_date(day).isoformat()
+        return found
+
+    def _admin_emails(self, kind: str, ctx: dict, record: tuple, dedupe: str, payment_id: int) -> None:
+        admins = self.admins.get(kind)
+        if admins is None:
+            admins = self.admins[kind] = outbox.admin_recipients(kind)
+        if not admins:
+            return
+        # The context is encoded when queued and never changed after: the e-mails can share it.
         self.emails += [
-            {"kind": kind, "to_email": u.email, "to_name": u.name, "language": u.language, "context": dict(ctx),
-             "record": record, "dedupe_key": f"{dedupe}:user:{u.pk}"}
-            for u in self.admins[kind]
+            {"kind": kind, "to_email": u.email, "to_name": u.name, "language": u.language, "context": ctx,
+             "record": record, "dedupe_key": f"{dedupe}:{payment_id}:user:{u.pk}"}
+            for u in admins
         ]
 
 
 def _buyer_email(emails: list, kind: str, contact: dict, context: dict, dedupe: str, payment_id: int) -> None:
     if contact["email"]:  # a contact without an e-mail address gets no e-mail
         emails.append({"kind": kind, "to_email": contact["email"], "to_name": contact["name"],
-                       "language": contact["language"], "context": dict(context), "record": ("payment", payment_id),
+                       "language": contact["language"], "context": context, "record": ("payment", payment_id),
                        "dedupe_key": dedupe})
 
 

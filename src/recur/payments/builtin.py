@@ -71,6 +71,12 @@ def _ref(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
 
 
+def _refs(prefix: str, n: int) -> list[str]:
+    """``n`` references like ``_ref``'s, from one read of the random source."""
+    hexed = secrets.token_hex(12 * n)
+    return [f"{prefix}_{hexed[i:i + 24]}" for i in range(0, 24 * n, 24)]
+
+
 # --- card and bank details (pure) ------------------------------------------------------
 
 
@@ -277,8 +283,11 @@ class BuiltinProcessor:
             created, settles = (
                 _CREATED_AT.get_db_prep_save(v, connection) for v in (now, add_business_days(now, SETTLE_BUSINESS_DAYS))
             )
+            refs = _refs("ch", len(todo))
+            currencies: dict[str, str | None] = {}
             rows = [
-                self._new_charge(r, tokens.get(r.payment_method_ref), today, created, settles) for r in todo.values()
+                self._new_charge(r, tokens.get(r.payment_method_ref), today, created, settles, ref, currencies)
+                for r, ref in zip(todo.values(), refs)
             ]
             inserted = self._insert(sorted(rows))  # one lock order for every caller: no deadlocks
             found.update((row[0], ChargeResult(*row)) for row in inserted)
@@ -308,15 +317,20 @@ class BuiltinProcessor:
                                     ignore_conflicts_on="idempotency_key")
 
     @staticmethod
-    def _refusal(request: ChargeRequest, token: tuple | None, today: dt.date) -> tuple[str, str] | None:
-        """Why the gateway refuses this charge outright, or None."""
+    def _refusal(request: ChargeRequest, token: tuple | None, today: dt.date,
+                 currencies: dict[str, str | None]) -> tuple[str, str] | None:
+        """Why the gateway refuses this charge outright, or None (``currencies``: the batch's verdicts)."""
         amount = request.amount
         if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= MAX_MINOR:
             return "invalid_request", "amount: must be a positive whole number of minor units"
-        try:
-            validate_currency(request.currency)
-        except ValueError as exc:
-            return "invalid_request", f"currency: {exc}"
+        if request.currency not in currencies:
+            try:
+                validate_currency(request.currency)
+                currencies[request.currency] = None
+            except ValueError as exc:
+                currencies[request.currency] = f"currency: {exc}"
+        if currencies[request.currency]:
+            return "invalid_request", currencies[request.currency]
         if token is None:
             return "resource_missing", f"No such payment method: {request.payment_method_ref!r}"
         _, kind, behaviour, exp_month, exp_year = token
@@ -326,13 +340,14 @@ class BuiltinProcessor:
             return FAILURES[behaviour]
         return None
 
-    def _new_charge(self, request: ChargeRequest, token: tuple | None, today: dt.date, created, settles) -> tuple:
+    def _new_charge(self, request: ChargeRequest, token: tuple | None, today: dt.date, created, settles, ref: str,
+                    currencies: dict[str, str | None]) -> tuple:
         """One row of ``_INSERT_COLUMNS``, ready for the database."""
-        refusal = self._refusal(request, token, today)
+        refusal = self._refusal(request, token, today, currencies)
         status = "failed" if refusal else "pending" if token[1] == "bank_account" else "succeeded"
         code, message = refusal or ("", "")
         return (
-            request.idempotency_key, _ref("ch"), request.payment_method_ref[:64], request.customer_ref[:64],
+            request.idempotency_key, ref, request.payment_method_ref[:64], request.customer_ref[:64],
             0 if code == "invalid_request" else request.amount, str(request.currency)[:3].upper(), status, code,
             message, request.description, json.dumps(request.metadata or {}), created,
             settles if status == "pending" else None, 0,
