@@ -380,10 +380,9 @@ def record_results(results: list[ChargeResult], summary: Summary | None = None) 
         return
     from recur.checkout.payment_links import take_checkout_results
 
-    with transaction.atomic():
-        # A hosted checkout's charge is keyed on its checkout session; checkout records it (its
-        # parts come back through ``record_shared_charge``).
-        results = take_checkout_results(results, summary)
+    # A hosted checkout's charge is keyed on its checkout session; checkout records it in a
+    # transaction of its own (its parts come back through ``record_shared_charge``).
+    results = take_checkout_results(results, summary)
     by_key = {r.idempotency_key: r for r in results}
     keys = list(by_key)
     for lo in range(0, len(keys), BATCH):

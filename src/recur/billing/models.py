@@ -25,7 +25,9 @@ class InvoiceSequence(models.Model):
 class BillingCycle(models.Model):
     STATUSES = [("open", "open"), ("paid", "paid"), ("failed", "failed"), ("void", "void")]
 
-    subscription = models.ForeignKey("subscriptions.Subscription", on_delete=models.CASCADE, related_name="cycles")
+    # Indexed by uniq_cycle_per_period (subscription first): no index of its own.
+    subscription = models.ForeignKey("subscriptions.Subscription", on_delete=models.CASCADE, related_name="cycles",
+                                     db_index=False)
     period_index = models.PositiveIntegerField()
     period_start = models.DateField()
     period_end = models.DateField()
@@ -41,7 +43,9 @@ class BillingCycle(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["subscription", "period_index"], name="uniq_cycle_per_period"),
         ]
-        indexes = [models.Index(fields=["status", "next_retry_on"], name="cycle_retry_idx")]
+        # Only failed cycles wait for a retry: a cycle that is opened and paid never enters the index.
+        indexes = [models.Index(fields=["next_retry_on", "id"], condition=models.Q(status="failed"),
+                                name="cycle_retry_idx")]
         ordering = ["subscription_id", "period_index"]
 
 
@@ -104,7 +108,8 @@ class PaymentAttempt(models.Model):
 
     STATUSES = [("started", "started"), ("succeeded", "succeeded"), ("failed", "failed"), ("pending", "pending")]
 
-    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="attempts")
+    # Indexed by uniq_attempt_no (invoice first): no index of its own.
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="attempts", db_index=False)
     cycle = models.ForeignKey(BillingCycle, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     attempt_no = models.PositiveSmallIntegerField()
     idempotency_key = models.CharField(max_length=100, unique=True)
@@ -123,7 +128,12 @@ class PaymentAttempt(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["invoice", "attempt_no"], name="uniq_attempt_no")]
-        indexes = [models.Index(fields=["status", "created_at"], name="attempt_status_idx")]
+        # Only unfinished attempts are looked for by status (recovery after a crash, pending debits):
+        # an attempt leaves these indexes when it succeeds or fails.
+        indexes = [
+            models.Index(fields=["created_at", "id"], condition=models.Q(status="started"), name="attempt_started_idx"),
+            models.Index(fields=["created_at", "id"], condition=models.Q(status="pending"), name="attempt_pending_idx"),
+        ]
 
 
 class Payment(Record):
@@ -134,8 +144,9 @@ class Payment(Record):
                ("cash", _("Cash")), ("cheque", _("Cheque")), ("other", _("Other"))]
     tracked_fields = ("status", "refunded_amount")
 
+    # Indexed by payment_sub_idx (subscription first): no index of its own.
     subscription = models.ForeignKey("subscriptions.Subscription", null=True, blank=True, on_delete=models.SET_NULL,
-                                     related_name="payments")
+                                     related_name="payments", db_index=False)
     invoice = models.ForeignKey(Invoice, null=True, blank=True, on_delete=models.SET_NULL, related_name="payments")
     contact = models.ForeignKey("crm.Contact", on_delete=models.PROTECT, related_name="payments")
     attempt = models.OneToOneField(PaymentAttempt, null=True, blank=True, on_delete=models.SET_NULL,

@@ -473,10 +473,11 @@ def take_checkout_results(results: list[ChargeResult], summary=None) -> list[Cha
     keys = [r.idempotency_key for r in results if "-cs-" in r.idempotency_key and "/" not in r.idempotency_key]
     if not keys:
         return results
-    mine = dict(CheckoutAttempt.objects.filter(idempotency_key__in=keys).values_list("idempotency_key", "pk"))
-    for r in results:
-        if r.idempotency_key in mine:
-            record_outcome(mine[r.idempotency_key], r, summary)
+    with transaction.atomic():
+        mine = dict(CheckoutAttempt.objects.filter(idempotency_key__in=keys).values_list("idempotency_key", "pk"))
+        for r in results:
+            if r.idempotency_key in mine:
+                record_outcome(mine[r.idempotency_key], r, summary)
     return [r for r in results if r.idempotency_key not in mine]
 
 

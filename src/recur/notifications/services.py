@@ -136,10 +136,11 @@ def _message_ids(domain: str) -> Iterator[str]:
     return (f"{prefix}.{i}@{domain}>" for i in itertools.count())
 
 
-def _row(account: AccountSettings, ids: Iterator[str], now: dt.datetime, kind: str, to_email: str, *, to_name: str = "",
+def _row(account: AccountSettings, ids: Iterator[str], now, kind: str, to_email: str, *, to_name: str = "",
          language: str = "en", context: dict, record: tuple[str, int] | None = None,
-         dedupe_key: str | None = None) -> dict | None:
-    """The validated column values of one outbox row, or None when the account switched the kind off."""
+         dedupe_key: str | None = None) -> tuple | None:
+    """The validated values of one outbox row in ``_COLUMNS`` order (``now`` ready for the
+    database), or None when the account switched the kind off."""
     if kind not in KINDS:
         raise ValueError(f"kind: unknown e-mail kind {kind!r}; known: {', '.join(KINDS)}")
     if not to_email or "@" not in to_email:
@@ -149,18 +150,16 @@ def _row(account: AccountSettings, ids: Iterator[str], now: dt.datetime, kind: s
         raise ValueError(f"context: {kind} needs {', '.join(sorted(missing))}")
     if kind in BUYER_KINDS and kind not in account.buyer_emails_enabled:
         return None
-    return dict(
-        kind=kind, to_email=to_email.strip(), to_name=to_name or "",
-        language=language if language in EMAIL_LANGUAGES else "en",
-        context=_JSON.encode(context),  # JSON text; refuses what JSON cannot hold
-        record_type=record[0] if record else "", record_id=record[1] if record else None,
-        dedupe_key=dedupe_key or None, status=OutboxMessage.QUEUED, attempts=0, next_attempt_at=now, last_error="",
-        created_at=now, message_id=next(ids),
+    return (
+        kind, to_email.strip(), to_name or "", language if language in EMAIL_LANGUAGES else "en",
+        _JSON.encode(context),  # JSON text; refuses what JSON cannot hold
+        record[0] if record else "", record[1] if record else None, dedupe_key or None, OutboxMessage.QUEUED, 0, now,
+        "", now, next(ids),
     )
 
 
-def _prepare(messages: list[dict]) -> list[dict]:
-    account, now = account_settings(), clock.now()
+def _prepare(messages: list[dict], now) -> list[tuple]:
+    account = account_settings()
     domain = sender(account)[1].rpartition("@")[2] or "localhost"
     ids = _message_ids(domain)
     rows = [_row(account, ids, now, **m) for m in messages]
@@ -171,10 +170,11 @@ def queue_email(kind: str, to_email: str, *, to_name: str = "", language: str = 
                 record: tuple[str, int] | None = None, dedupe_key: str | None = None) -> OutboxMessage | None:
     """Queue one e-mail in the caller's transaction; None if the dedupe_key exists or the kind is off."""
     rows = _prepare([dict(kind=kind, to_email=to_email, to_name=to_name, language=language, context=context,
-                          record=record, dedupe_key=dedupe_key)])
+                          record=record, dedupe_key=dedupe_key)], clock.now())
     if not rows:
         return None
-    message = OutboxMessage(**{**rows[0], "context": json.loads(rows[0]["context"])})
+    fields = dict(zip(_COLUMNS, rows[0]))
+    message = OutboxMessage(**{**fields, "context": json.loads(fields["context"])})
     try:
         with transaction.atomic():  # a savepoint: a duplicate key leaves the caller's transaction intact
             message.save(force_insert=True)
@@ -192,26 +192,23 @@ def queue_many(messages: list[dict]) -> int:
     Rows whose dedupe_key exists already (or repeats in the batch) are skipped.
     Returns the number of rows written.
     """
-    rows, seen = [], set()
-    for row in _prepare(messages):
-        if row["dedupe_key"] is not None:
-            if row["dedupe_key"] in seen:
-                continue
-            seen.add(row["dedupe_key"])
-        rows.append(row)
-    if not rows:
+    if not messages:
         return 0
-    now = db_value(rows[0]["created_at"])
+    rows, seen = [], set()
+    for row in _prepare(messages, db_value(clock.now())):
+        key = row[_DEDUPE]
+        if key is not None:
+            if key in seen:
+                continue
+            seen.add(key)
+        rows.append(row)
     # One statement: a row whose dedupe_key exists already is skipped and returns no id.
-    return len(insert_returning("notifications_outboxmessage", _COLUMNS,
-                                [(r["kind"], r["to_email"], r["to_name"], r["language"], r["context"],
-                                  r["record_type"], r["record_id"], r["dedupe_key"], r["status"], 0, now, "", now,
-                                  r["message_id"]) for r in rows],
-                                ignore_conflicts_on="dedupe_key"))
+    return len(insert_returning("notifications_outboxmessage", _COLUMNS, rows, ignore_conflicts_on="dedupe_key"))
 
 
 _COLUMNS = ("kind", "to_email", "to_name", "language", "context", "record_type", "record_id", "dedupe_key", "status",
             "attempts", "next_attempt_at", "last_error", "created_at", "message_id")
+_DEDUPE = _COLUMNS.index("dedupe_key")
 
 
 def admin_recipients(kind: str) -> list[User]:

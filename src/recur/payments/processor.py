@@ -13,24 +13,24 @@ Rules every implementation keeps:
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 ChargeStatus = Literal["succeeded", "failed", "pending"]
 
 
-@dataclasses.dataclass(frozen=True)
-class ChargeRequest:
+# Charge requests and results are named tuples: the billing run makes two or three per renewal,
+# and a tuple is made several times faster than a frozen dataclass. Both are immutable.
+class ChargeRequest(NamedTuple):
     idempotency_key: str
     payment_method_ref: str  # processor token of a saved payment method
     customer_ref: str  # processor customer id ("" when the processor has none)
     amount: int
     currency: str
     description: str = ""
-    metadata: dict = dataclasses.field(default_factory=dict)
+    metadata: dict | None = None  # JSON-able; None: none
 
 
-@dataclasses.dataclass(frozen=True)
-class ChargeResult:
+class ChargeResult(NamedTuple):
     idempotency_key: str
     status: ChargeStatus
     charge_ref: str = ""  # processor id of the charge, for refunds and look-ups
