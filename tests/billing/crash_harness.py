@@ -306,8 +306,8 @@ def _set_clock(day: dt.date) -> None:
 
 
 def _parse_key(key: str) -> tuple[int, int, int]:
-    """``rc-<install>-<subscription>-<period>-<attempt>`` → (subscription, period, attempt)."""
-    _, _, sub, period, attempt = key.split("-")
+    """``rc-<install>-<issued on>-<subscription>-<period>-<attempt>`` → (subscription, period, attempt)."""
+    _, _, _, sub, period, attempt = key.split("-")
     return int(sub), int(period), int(attempt)
 
 

@@ -72,9 +72,15 @@ def _hash8(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()[:8]
 
 
-def idempotency_key(subscription_id: int, period_index: int, attempt_no: int) -> str:
-    """Derived from (subscription, period, attempt): the same try always has the same key."""
-    return f"rc-{install_id()}-{subscription_id}-{period_index}-{attempt_no}"
+def idempotency_key(subscription_id: int, period_index: int, attempt_no: int, issued_on: dt.date) -> str:
+    """Derived from (subscription, period, attempt), unique as they are; stored with the attempt, so
+    the same try is always asked for with the same key.
+
+    The day the attempt is made and the zero-padded subscription id come first, so the keys a run
+    makes sort after every earlier key and in the run's own order: the unique indexes on them (the
+    attempts', the built-in processor's ledger) grow at their end instead of taking each new key on
+    a page of its own (at 300,000 rows, 3.5× slower to insert into)."""
+    return f"rc-{install_id()}-{issued_on:%Y%m%d}-{subscription_id:010d}-{period_index}-{attempt_no}"
 
 
 @dataclasses.dataclass
@@ -228,7 +234,7 @@ def _issue_batch(today: dt.date, limit: int, only: list[int] | None, summary: Su
         for i, (s, k, a, b) in enumerate(plans):
             total = totals[s["id"]][0][2]
             if s["collection"] == "auto_charge" and not free[i]:
-                attempt_rows.append((invoice_ids[i], cycle_ids[i], 1, idempotency_key(s["id"], k, 1),
+                attempt_rows.append((invoice_ids[i], cycle_ids[i], 1, idempotency_key(s["id"], k, 1, today),
                                      s["payment_method_id"], total, s["currency"], "started", False, "", "", "",
                                      now_db))
             elif s["collection"] == "manual" and contacts.get(s["contact_id"], {}).get("email"):
@@ -317,7 +323,7 @@ def _invoice_email(sub: dict, contact: dict, invoice_id: int, number: str, total
 
     return {
         "kind": "invoice_issued", "to_email": contact["email"], "to_name": contact["name"],
-        "language": contact["language"], "record": ("invoice", invoice_id), "dedupe_key": f"invoice_issued:{invoice_id}",
+        "language": contact["language"], "record": ("invoice", invoice_id), "dedupe_key": outbox.record_key("invoice_issued", invoice_id),
         "context": {
             "subscription_name": sub["name"], "invoice_number": number, "total": _money(total, sub["currency"]),
             "issue_date": today, "due_date": today + dt.timedelta(days=PAYMENT_TERM_DAYS[sub["payment_terms"]]),
@@ -619,7 +625,7 @@ class _Recorder:
         record = ("payment", pid)
         if r.status == "succeeded":
             ctx["paid_on"] = self.today_iso  # as the outbox's JSON would write the date
-            _buyer_email(self.emails, "payment_receipt", contact, ctx, f"receipt:{pid}", pid)
+            _buyer_email(self.emails, "payment_receipt", contact, ctx, outbox.record_key("receipt", pid), pid)
             self._admin_emails("admin_payment_succeeded", ctx, record, "admin_ok", pid)
             if a.get("first"):
                 self._admin_emails("seller_receipt", ctx, record, "seller_receipt", pid)
@@ -630,7 +636,7 @@ class _Recorder:
 
         ctx.update(failed_on=self.today, reason=r.failure_message, next_retry_on=a.get("next_retry"),
                    update_url=update_payment_method_url(sub["id"]) if sub else "")
-        _buyer_email(self.emails, "payment_failed", contact, ctx, f"failed:{pid}", pid)
+        _buyer_email(self.emails, "payment_failed", contact, ctx, outbox.record_key("failed", pid), pid)
         self._admin_emails("admin_payment_failed", ctx, record, "admin_failed", pid)
 
     def _iso(self, day) -> str | None:
@@ -649,7 +655,7 @@ class _Recorder:
         # The context is encoded when queued and never changed after: the e-mails can share it.
         self.emails += [
             {"kind": kind, "to_email": u.email, "to_name": u.name, "language": u.language, "context": ctx,
-             "record": record, "dedupe_key": f"{dedupe}:{payment_id}:user:{u.pk}"}
+             "record": record, "dedupe_key": f"{outbox.record_key(dedupe, payment_id)}:user:{u.pk}"}
             for u in admins
         ]
 
@@ -681,7 +687,7 @@ def _retry_batch(today: dt.date, limit: int, only_subscription: int | None = Non
                 continue
             n = PaymentAttempt.objects.filter(invoice=inv).count() + 1
             attempts.append(PaymentAttempt(
-                invoice=inv, cycle=c, attempt_no=n, idempotency_key=idempotency_key(sub.pk, c.period_index, n),
+                invoice=inv, cycle=c, attempt_no=n, idempotency_key=idempotency_key(sub.pk, c.period_index, n, today),
                 payment_method_id=sub.payment_method_id, amount=inv.amount_due, currency=inv.currency, created_at=now,
             ))
         BillingCycle.objects.filter(pk__in=[c.pk for c in cycles]).update(next_retry_on=None, status="open")

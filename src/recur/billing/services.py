@@ -217,7 +217,7 @@ def create_invoice(actor, *, contact, items: list[dict], payment_terms: str = "d
         records.associate(actor, inv, other)
     if contact.email:
         outbox.queue_email("invoice_issued", contact.email, to_name=contact.name, language=contact.language,
-                           record=("invoice", inv.pk), dedupe_key=f"invoice_issued:{inv.pk}",
+                           record=("invoice", inv.pk), dedupe_key=outbox.record_key("invoice_issued", inv.pk),
                            context={"invoice_number": inv.number, "total": outbox.money(inv.total, currency),
                                     "issue_date": today, "due_date": inv.due_date,
                                     "pay_url": invoice_url(inv) if accept_online_payments else ""})

@@ -719,11 +719,11 @@ def _receipts(session, attempt, contact, subs, pays) -> None:
     email = contact.email or session.buyer.get("email")
     if email:
         outbox.queue_email("payment_receipt", email, to_name=contact.name, language=contact.language or "en",
-                           context=ctx, record=("payment", first), dedupe_key=f"receipt:{first}")
+                           context=ctx, record=("payment", first), dedupe_key=outbox.record_key("receipt", first))
     outbox.notify_admins("admin_payment_succeeded", context=ctx, record=("payment", first),
-                         dedupe_key=f"admin_ok:{first}")
+                         dedupe_key=outbox.record_key("admin_ok", first))
     outbox.notify_admins("seller_receipt", context=ctx, record=("payment", first),
-                         dedupe_key=f"seller_receipt:{first}")
+                         dedupe_key=outbox.record_key("seller_receipt", first))
 
 
 def _failure_emails(session, attempt, result: ChargeResult, contact, subs, pays) -> None:
@@ -741,10 +741,10 @@ def _failure_emails(session, attempt, result: ChargeResult, contact, subs, pays)
     email = contact.email or session.buyer.get("email")
     if email:
         outbox.queue_email("payment_failed", email, to_name=contact.name, language=contact.language or "en",
-                           context=ctx, record=("payment", first), dedupe_key=f"failed:{first}")
+                           context=ctx, record=("payment", first), dedupe_key=outbox.record_key("failed", first))
     admin = {k: v for k, v in ctx.items() if k not in ("update_url", "period_start", "period_end", "customer_email")}
     outbox.notify_admins("admin_payment_failed", context=admin, record=("payment", first),
-                         dedupe_key=f"admin_failed:{first}")
+                         dedupe_key=outbox.record_key("admin_failed", first))
 
 
 # --- settling what a crash left open ---------------------------------------------------------------
