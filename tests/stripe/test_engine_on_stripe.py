@@ -142,10 +142,10 @@ def test_crash_between_charging_and_recording_settles_without_a_second_charge(
     if crash == "before_recording":  # the worker dies after the processor answered
         real_record = engine.record_results
 
-        def record_results(results, summary=None):
+        def record_results(results, summary=None, **kwargs):
             if results:
                 raise Crash
-            real_record(results, summary)
+            real_record(results, summary, **kwargs)
 
         monkeypatch.setattr(engine, "record_results", record_results)
     else:  # the answer is lost on the way back (a timeout after Stripe charged)

@@ -38,7 +38,7 @@ from recur.billing.models import BillingCycle, Invoice, InvoiceSequence, Payment
 from recur.core import account as account_store
 from recur.core import clock
 from recur.core.db import (
-    as_date, db_adapter, db_value, execute_many, fetch, fetch_in, insert_many, insert_returning_ids,
+    as_date, db_adapter, db_value, execute_many, fetch, fetch_in, insert_many, insert_returning_ids, update_many,
 )
 from recur.core.money import line_amounts
 from recur.notifications import services as outbox
@@ -247,10 +247,8 @@ def _issue_batch(today: dt.date, limit: int, only: list[int] | None, summary: Su
         summary.emails_queued += outbox.queue_many(emails)
         summary.invoices_issued += len(plans)
         # One UPDATE per subscription; the status (an indexed column) only where it changed.
-        execute_many(
-            "UPDATE subscriptions_subscription SET billed_through = %s, next_payment_date = %s, updated_at = %s"
-            " WHERE id = %s",
-            [(s["billed_through"], v(s["next_payment_date"]), now_db, s["id"]) for s in subs])
+        update_many("subscriptions_subscription", ("billed_through", "next_payment_date", "updated_at"),
+                    [(s["billed_through"], v(s["next_payment_date"]), now_db, s["id"]) for s in subs])
         _write_status_changes([s for s in subs if s["status"] != s["status0"]], now_db)
         return attempt_ids
 
@@ -276,8 +274,7 @@ def _write_status_changes(subs: list[dict], now_db) -> None:
     caller's transaction: one history row per subscription whose status actually changed."""
     if not subs:
         return
-    execute_many("UPDATE subscriptions_subscription SET status = %s, updated_at = %s WHERE id = %s",
-                 [(s["status"], now_db, s["id"]) for s in subs])
+    update_many("subscriptions_subscription", ("status", "updated_at"), [(s["status"], now_db, s["id"]) for s in subs])
     _history([(s["id"], s["status0"], s["status"]) for s in subs], now_db)
 
 
@@ -339,14 +336,15 @@ def _charge(attempt_ids: list[int], summary: Summary) -> None:
     if not attempt_ids:
         return
     rows = fetch_in(
-        "SELECT a.idempotency_key, a.amount, a.currency, a.invoice_id, pm.processor_ref, pm.removed_at, pm.contact_id,"
-        " pm.processor FROM billing_paymentattempt a LEFT JOIN payments_paymentmethod pm ON pm.id = a.payment_method_id"
+        "SELECT a.id, a.idempotency_key, a.amount, a.currency, a.invoice_id, pm.processor_ref, pm.removed_at,"
+        " pm.contact_id, pm.processor FROM billing_paymentattempt a"
+        " LEFT JOIN payments_paymentmethod pm ON pm.id = a.payment_method_id"
         " WHERE a.status = 'started' AND a.id IN ({in})", attempt_ids, tail=" ORDER BY a.id")
     customers = {(c, p): ref for c, p, ref in fetch_in(
         "SELECT contact_id, processor, customer_ref FROM payments_processorcustomer WHERE contact_id IN ({in})",
-        sorted({r[6] for r in rows if r[6]}))}
+        sorted({r[7] for r in rows if r[7]}))}
     requests, results = defaultdict(list), []
-    for key, amount, currency, invoice_id, ref, removed_at, contact_id, processor in rows:
+    for _, key, amount, currency, invoice_id, ref, removed_at, contact_id, processor in rows:
         if not ref or removed_at is not None:
             results.append(ChargeResult(key, "failed", failure_code="no_payment_method",
                                         failure_message="No usable payment method is saved for this subscription"))
@@ -357,7 +355,7 @@ def _charge(attempt_ids: list[int], summary: Summary) -> None:
         ))
     for processor, batch in requests.items():  # each method is charged where it was saved
         results += get_processor(processor).charge_many(batch)
-    record_results(results, summary)
+    record_results(results, summary, ids={r[1]: r[0] for r in rows})
 
 
 def charge_attempts(attempt_ids: list[int]) -> Summary:
@@ -366,8 +364,12 @@ def charge_attempts(attempt_ids: list[int]) -> Summary:
     return summary
 
 
-def record_results(results: list[ChargeResult], summary: Summary | None = None) -> None:
+def record_results(results: list[ChargeResult], summary: Summary | None = None, *,
+                   ids: dict[str, int] | None = None) -> None:
     """Step 3: record each outcome exactly once (also used for asynchronous events).
+
+    ``ids`` (idempotency key → attempt id), when the caller knows them, lets the
+    recorder find the attempts by primary key instead of by key.
 
     Batched, in plain SQL: a handful of statements per batch of results. Only
     attempts still ``started`` (or ``pending``, for asynchronous outcomes) are
@@ -393,7 +395,7 @@ def record_results(results: list[ChargeResult], summary: Summary | None = None) 
     keys = list(by_key)
     for lo in range(0, len(keys), BATCH):
         with transaction.atomic():
-            _Recorder({k: by_key[k] for k in keys[lo:lo + BATCH]}, summary).record()
+            _Recorder({k: by_key[k] for k in keys[lo:lo + BATCH]}, summary, ids=ids).record()
 
 
 def record_shared_charge(results: list[ChargeResult], summary: Summary | None = None) -> None:
@@ -427,8 +429,9 @@ _SUB_STATE = ("id", "status", "payments_made", "total_paid", "name", "canceled_a
 
 
 class _Recorder:
-    def __init__(self, by_key: dict[str, ChargeResult], summary: Summary, emails: bool = True):
-        self.by_key, self.summary, self.send = by_key, summary, emails
+    def __init__(self, by_key: dict[str, ChargeResult], summary: Summary, emails: bool = True,
+                 ids: dict[str, int] | None = None):
+        self.by_key, self.summary, self.send, self.ids = by_key, summary, emails, ids or {}
         self.now, self.today = clock.now(), clock.today()
         self.today_iso = self.today.isoformat()
         self.emails: list[dict] = []
@@ -439,7 +442,11 @@ class _Recorder:
         # A late ``succeeded`` may settle an attempt recorded as failed (see record_results).
         sql = _ATTEMPT_SQL if not any(r.status == "succeeded" for r in self.by_key.values()) else \
             _ATTEMPT_SQL.replace("a.status IN ('started', 'pending')", "a.status IN ('started', 'pending', 'failed')")
-        rows = fetch_in(sql, list(self.by_key), tail=" ORDER BY a.id" + _lock_clause(of="a"))
+        if all(k in self.ids for k in self.by_key):  # by primary key: cheaper than by the key's index
+            sql, wanted = sql.replace("a.idempotency_key IN", "a.id IN"), sorted(self.ids[k] for k in self.by_key)
+        else:
+            wanted = list(self.by_key)
+        rows = fetch_in(sql, wanted, tail=" ORDER BY a.id" + _lock_clause(of="a"))
         attempts = [
             a for a in (dict(zip(_ATTEMPT_FIELDS, r)) for r in rows)
             if not (a["status"] == "pending" and self.by_key[a["idempotency_key"]].status == "pending")
@@ -541,7 +548,7 @@ class _Recorder:
         self.summary.charged += 1
         if a.get("overpaid"):
             return  # the invoice was settled otherwise: only the payment itself is recorded
-        self.invoice_rows.append((a["amount"], self.now_db, self.now_db, a["invoice_id"]))
+        self.invoice_rows.append((a["amount"], "paid", self.now_db, self.now_db, a["invoice_id"]))
         if a["cycle_id"]:
             # A late success is the outcome of a try already counted; it also ends the cycle's retries.
             tries = a["cycle__attempts"] if a.get("late") else a["cycle__attempts"] + 1
@@ -587,23 +594,18 @@ class _Recorder:
     def _write(self, now_db) -> None:
         v = self.v
         today_db = v(self.today)
-        execute_many(
-            "UPDATE billing_paymentattempt SET status = %s, charge_ref = %s, completed_at = %s, failure_code = %s,"
-            " failure_message = %s WHERE id = %s", self.attempt_rows)
-        execute_many(
-            "UPDATE billing_invoice SET amount_paid = amount_paid + %s, status = 'paid', paid_at = %s,"
-            " updated_at = %s WHERE id = %s", self.invoice_rows)
-        execute_many("UPDATE billing_billingcycle SET status = %s, attempts = %s, next_retry_on = %s WHERE id = %s",
-                     self.cycle_rows)
+        update_many("billing_paymentattempt",
+                    ("status", "charge_ref", "completed_at", "failure_code", "failure_message"), self.attempt_rows)
+        update_many("billing_invoice", ("amount_paid", "status", "paid_at", "updated_at"), self.invoice_rows,
+                    expressions={"amount_paid": "{column} + {value}"})
+        update_many("billing_billingcycle", ("status", "attempts", "next_retry_on"), self.cycle_rows)
         # The payment columns for each paid subscription; the indexed status columns only where they changed.
-        execute_many(
-            "UPDATE subscriptions_subscription SET payments_made = %s, total_paid = %s, last_payment_date = %s,"
-            " updated_at = %s WHERE id = %s",
+        update_many(
+            "subscriptions_subscription", ("payments_made", "total_paid", "last_payment_date", "updated_at"),
             [(s["payments_made"], s["total_paid"], today_db, now_db, s["id"]) for s in self.subs.values() if s["paid"]])
         changed = [s for s in self.subs.values() if s["status"] != s["status0"]]
-        execute_many(
-            "UPDATE subscriptions_subscription SET status = %s, canceled_at = %s, cancel_mode = %s,"
-            " next_payment_date = %s, updated_at = %s WHERE id = %s",
+        update_many(
+            "subscriptions_subscription", ("status", "canceled_at", "cancel_mode", "next_payment_date", "updated_at"),
             [(s["status"], v(s["canceled_at"]), s["cancel_mode"], v(s["next_payment_date"]), now_db, s["id"])
              for s in changed])
         _history([(s["id"], s["status0"], s["status"]) for s in changed], now_db)

@@ -11,6 +11,13 @@ cursor instead, so they are logged and counted like any other query.
 
 Multi-row ``INSERT … VALUES (…), (…) RETURNING id`` returns the ids in the
 order of the rows on both databases (Django's bulk_create relies on the same).
+
+On PostgreSQL many rows go in ONE statement whatever their number: ``INSERT …
+SELECT * FROM unnest(%s::type[], …)`` and ``UPDATE … FROM unnest(…)`` with one
+array parameter per column (as Django's bulk_create does since 5.0), typed from
+the table's catalog. Each statement is parsed and planned once, and a batch is
+one round trip instead of one execution per row. SQLite runs the row statement
+with ``executemany``, its fastest form (one prepared statement, a C loop).
 """
 
 from __future__ import annotations
@@ -113,16 +120,10 @@ def insert_returning(table: str, columns: Sequence[str], rows: Sequence[Sequence
     one = "(" + ", ".join(["%s"] * len(columns)) + ")"
     tail = (f" ON CONFLICT ({ignore_conflicts_on}) DO NOTHING" if ignore_conflicts_on else "") + f" RETURNING {returning}"
     with raw_cursor() as (cur, p):
-        if connection.vendor == "postgresql" and not connection.queries_logged:
-            # psycopg pipelines executemany; one short statement is parsed once, where a
-            # statement with thousands of placeholders would be re-parsed on every call.
-            # (Django's logging cursor takes no ``returning``: multi-row VALUES below.)
-            cur.executemany(f"INSERT INTO {table} ({cols}) VALUES {one}{tail}", rows, returning=True)
-            while True:
-                out += cur.fetchall()
-                if not cur.nextset():
-                    break
-            return out
+        if connection.vendor == "postgresql":
+            cur.execute(f"INSERT INTO {table} ({cols}) SELECT * FROM {_unnest(table, columns)}{tail}",
+                        _arrays(rows, len(columns)))
+            return cur.fetchall()
         for chunk in _chunks(rows, len(columns)):
             sql = f"INSERT INTO {table} ({cols}) VALUES " + ", ".join([one] * len(chunk)) + tail
             cur.execute(sql.replace("%s", p) if p != "%s" else sql, [v for row in chunk for v in row])
@@ -141,7 +142,51 @@ def insert_many(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
         return
     cols = ", ".join(columns)
     tail = f" ON CONFLICT ({ignore_conflicts_on}) DO NOTHING" if ignore_conflicts_on else ""
+    if connection.vendor == "postgresql":
+        execute(f"INSERT INTO {table} ({cols}) SELECT * FROM {_unnest(table, columns)}{tail}",
+                _arrays(rows, len(columns)))
+        return
     execute_many(f"INSERT INTO {table} ({cols}) VALUES ({', '.join(['%s'] * len(columns))}){tail}", rows)
+
+
+def update_many(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
+                expressions: dict[str, str] | None = None) -> None:
+    """``UPDATE table SET column = value, … WHERE id = …`` for each row ``(value, …, id)``.
+
+    ``expressions`` gives a column another right-hand side than its new value, written
+    with ``{value}`` and ``{column}`` (the current value), e.g. ``{"total":
+    "{column} + {value}"}``. A batch that names one id twice is updated row after
+    row, as its rows say, never merged."""
+    if not rows:
+        return
+    expressions = expressions or {}
+    if connection.vendor == "postgresql" and len({r[-1] for r in rows}) == len(rows):
+        sets = ", ".join(f"{c} = " + expressions.get(c, "{value}").format(value=f"v.c{i}", column=f"t.{c}")
+                         for i, c in enumerate(columns))
+        names = ", ".join([f"c{i}" for i in range(len(columns))] + ["k"])
+        execute(f"UPDATE {table} AS t SET {sets} FROM {_unnest(table, (*columns, 'id'))} AS v({names})"
+                f" WHERE t.id = v.k", _arrays(rows, len(columns) + 1))
+        return
+    sets = ", ".join(f"{c} = " + expressions.get(c, "{value}").format(value="%s", column=c) for c in columns)
+    execute_many(f"UPDATE {table} SET {sets} WHERE id = %s", rows)
+
+
+_PG_TYPES: dict[str, dict[str, str]] = {}
+
+
+def _unnest(table: str, columns: Sequence[str]) -> str:
+    """``unnest(%s::type[], …)`` for these columns of ``table`` (PostgreSQL), typed from the catalog."""
+    types = _PG_TYPES.get(table)
+    if types is None:
+        types = _PG_TYPES[table] = dict(fetch(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+            " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped", [table]))
+    return "unnest(" + ", ".join(f"%s::{types[c]}[]" for c in columns) + ")"
+
+
+def _arrays(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows as one list per column (the parameters of ``_unnest``)."""
+    return [list(col) for col in zip(*rows)] if rows else [[] for _ in range(width)]
 
 
 def execute_many(sql: str, rows: Sequence[Sequence[Any]]) -> None:
