@@ -79,7 +79,7 @@ def idempotency_key(subscription_id: int, period_index: int, attempt_no: int, is
     The day the attempt is made and the zero-padded subscription id come first, so the keys a run
     makes sort after every earlier key and in the run's own order: the unique indexes on them (the
     attempts', the built-in processor's ledger) grow at their end instead of taking each new key on
-    a page of its own (at 300,000 rows, 3.5× slower to insert into)."""
+    a page of its own (at 300,000 rows, about 3× slower to insert into)."""
     return f"{_key_prefix(install_id(), issued_on)}{subscription_id:010d}-{period_index}-{attempt_no}"
 
 
@@ -325,7 +325,8 @@ def _invoice_email(sub: dict, contact: dict, invoice_id: int, number: str, total
 
     return {
         "kind": "invoice_issued", "to_email": contact["email"], "to_name": contact["name"],
-        "language": contact["language"], "record": ("invoice", invoice_id), "dedupe_key": outbox.record_key("invoice_issued", invoice_id),
+        "language": contact["language"], "record": ("invoice", invoice_id),
+        "dedupe_key": outbox.record_key("invoice_issued", invoice_id),
         "context": {
             "subscription_name": sub["name"], "invoice_number": number, "total": _money(total, sub["currency"]),
             "issue_date": today, "due_date": today + dt.timedelta(days=PAYMENT_TERM_DAYS[sub["payment_terms"]]),
