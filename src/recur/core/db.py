@@ -121,8 +121,7 @@ def insert_returning(table: str, columns: Sequence[str], rows: Sequence[Sequence
     tail = (f" ON CONFLICT ({ignore_conflicts_on}) DO NOTHING" if ignore_conflicts_on else "") + f" RETURNING {returning}"
     with raw_cursor() as (cur, p):
         if connection.vendor == "postgresql":
-            cur.execute(f"INSERT INTO {table} ({cols}) SELECT * FROM {_unnest(table, columns)}{tail}",
-                        _arrays(rows, len(columns)))
+            cur.execute(*_insert_unnest(table, columns, rows, tail))
             return cur.fetchall()
         for chunk in _chunks(rows, len(columns)):
             sql = f"INSERT INTO {table} ({cols}) VALUES " + ", ".join([one] * len(chunk)) + tail
@@ -143,8 +142,7 @@ def insert_many(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     cols = ", ".join(columns)
     tail = f" ON CONFLICT ({ignore_conflicts_on}) DO NOTHING" if ignore_conflicts_on else ""
     if connection.vendor == "postgresql":
-        execute(f"INSERT INTO {table} ({cols}) SELECT * FROM {_unnest(table, columns)}{tail}",
-                _arrays(rows, len(columns)))
+        execute(*_insert_unnest(table, columns, rows, tail))
         return
     execute_many(f"INSERT INTO {table} ({cols}) VALUES ({', '.join(['%s'] * len(columns))}){tail}", rows)
 
@@ -172,6 +170,12 @@ def update_many(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
 
 
 _PG_TYPES: dict[str, dict[str, str]] = {}
+
+
+def _insert_unnest(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], tail: str) -> tuple[str, list]:
+    """(SQL, parameters) of one PostgreSQL ``INSERT … SELECT * FROM unnest(…)`` for all ``rows``."""
+    return (f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM {_unnest(table, columns)}{tail}",
+            _arrays(rows, len(columns)))
 
 
 def _unnest(table: str, columns: Sequence[str]) -> str:

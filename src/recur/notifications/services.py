@@ -4,7 +4,7 @@ Queueing — ``queue_email``, ``queue_many`` and ``notify_admins`` only write
 outbox rows, in the caller's transaction (DESIGN rule 4): the e-mail exists if
 and only if the change that caused it was committed. Nothing is rendered or
 sent there. A ``dedupe_key`` (unique) makes queueing idempotent, e.g.
-``"receipt:payment:123"``. Buyer kinds the account switched off
+``record_key("receipt", 123)``. Buyer kinds the account switched off
 (``AccountSettings.buyer_emails_enabled``) are not queued.
 
 Context — plain JSON values only (date, datetime and Decimal are converted to
