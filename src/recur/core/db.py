@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 from contextlib import contextmanager
+from itertools import chain
 from typing import Any, Iterable, Iterator, Sequence
 
 from django.db import connection
@@ -125,7 +126,7 @@ def insert_returning(table: str, columns: Sequence[str], rows: Sequence[Sequence
             return cur.fetchall()
         for chunk in _chunks(rows, len(columns)):
             sql = f"INSERT INTO {table} ({cols}) VALUES " + ", ".join([one] * len(chunk)) + tail
-            cur.execute(sql.replace("%s", p) if p != "%s" else sql, [v for row in chunk for v in row])
+            cur.execute(sql.replace("%s", p) if p != "%s" else sql, list(chain.from_iterable(chunk)))
             out += cur.fetchall()
     return out
 

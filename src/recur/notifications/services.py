@@ -154,9 +154,9 @@ def _row(account: AccountSettings, ids: Iterator[str], now, kind: str, to_email:
         raise ValueError(f"kind: unknown e-mail kind {kind!r}; known: {', '.join(KINDS)}")
     if not to_email or "@" not in to_email:
         raise ValueError(f"to_email: {to_email!r} is not an e-mail address")
-    missing = CONTEXT_KEYS[kind][0] - context.keys()
-    if missing:
-        raise ValueError(f"context: {kind} needs {', '.join(sorted(missing))}")
+    required = CONTEXT_KEYS[kind][0]
+    if not context.keys() >= required:
+        raise ValueError(f"context: {kind} needs {', '.join(sorted(required - context.keys()))}")
     if kind in BUYER_KINDS and kind not in account.buyer_emails_enabled:
         return None
     return (
