@@ -76,10 +76,7 @@ class Invoice(Record):
     overdue_notified = models.BooleanField(default=False)
 
     class Meta:
-        # Only open manual invoices are looked for by due date (overdue → past due, R-BILL-6): an
-        # invoice charged automatically never enters the index, so the billing run does not write it.
-        indexes = [models.Index(fields=["due_date", "id"], condition=models.Q(status="open", collection="manual"),
-                                name="invoice_manual_due_idx")]
+        indexes = [models.Index(fields=["status", "due_date"], name="invoice_due_idx")]
 
     @property
     def amount_due(self) -> int:
