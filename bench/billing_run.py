@@ -22,8 +22,8 @@ SQLite     1,000,000   4,905 (204 s)                         16,137 (62 s)      
 PostgreSQL 100,000     1,086                                 2,060                                 1.90
 =========  ==========  ====================================  ====================================  ========================
 
-(2 Dec, before the cycle collector was paused per batch and auto-charged invoices left the
-due-date index: SQLite 100,000 4.12 / 3.99, 1,000,000 3.29 in 217 s; PostgreSQL 2.19.)
+(2 Dec, before the cycle collector was paused per batch:
+SQLite 100,000 4.12 / 3.99, 1,000,000 3.29 in 217 s; PostgreSQL 2.19.)
 The baseline writes keys that sort in the order they are made, as the engine does. This
 PostgreSQL server spends 30-100 µs per row written whatever the statement shape, so both
 rates are low there. Where the engine's time goes (SQLite, 30,000 renewals): about 55 % in

@@ -868,8 +868,8 @@ def _run(today: dt.date, only: list[int] | None, batch: int) -> Summary:
 def _gc_paused():
     """Python's cycle collector paused for one batch. A batch makes some hundred thousand short-lived
     tuples and dicts, none in a reference cycle (reference counting frees them); left on, the
-    collector walks them over and over, about an eighth of the run's time. It runs once when
-    switched back on."""
+    collector walks them over and over: 0.39 s of a 5.4 s run of 30,000 renewals (7 %, timed with
+    ``gc.callbacks``; 0.002 s with the pause). It runs once when switched back on."""
     if not gc.isenabled():
         yield
         return
