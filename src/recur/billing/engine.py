@@ -110,6 +110,26 @@ class Summary:
         return sum(dataclasses.asdict(self).values())
 
 
+@contextlib.contextmanager
+def _gc_paused():
+    """Python's cycle collector paused while the run builds and writes one batch (issue, record).
+    A batch makes some hundred thousand short-lived tuples and dicts, none in a reference cycle
+    (reference counting frees them); left on, the collector walks them over and over. It runs once
+    when switched back on.
+
+    The switch is process-wide (``recur serve`` runs the worker beside the web threads), so it wraps
+    only these CPU-bound steps (``_issue_batch``, ``record_results``), never a processor's charge (an
+    HTTP call to Stripe may take seconds)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 # --- step 1: issue -------------------------------------------------------------------
 
 
@@ -190,6 +210,7 @@ def _plan(memo: dict, sub: dict, today: dt.date, v) -> tuple[list[tuple[int, obj
     return found
 
 
+@_gc_paused()
 def _issue_batch(today: dt.date, limit: int, only: list[int] | None, summary: Summary) -> list[int] | None:
     """Step 1 for one batch, in plain SQL (it is the hot path); returns the ids of the attempts it
     created, or None when there was nothing to claim (rows locked by another worker are skipped)."""
@@ -364,8 +385,7 @@ def _charge(attempt_ids: list[int], summary: Summary) -> None:
         ))
     for processor, batch in requests.items():  # each method is charged where it was saved
         results += get_processor(processor).charge_many(batch)
-    with _gc_paused():
-        record_results(results, summary, ids={r[1]: r[0] for r in rows})
+    record_results(results, summary, ids={r[1]: r[0] for r in rows})
 
 
 def charge_attempts(attempt_ids: list[int]) -> Summary:
@@ -374,6 +394,7 @@ def charge_attempts(attempt_ids: list[int]) -> Summary:
     return summary
 
 
+@_gc_paused()
 def record_results(results: list[ChargeResult], summary: Summary | None = None, *,
                    ids: dict[str, int] | None = None) -> None:
     """Step 3: record each outcome exactly once (also used for asynchronous events).
@@ -449,7 +470,8 @@ class _Recorder:
         self.today_iso = self.today.isoformat()
         self.emails: list[dict] = []
         # Who gets each admin e-mail: asked once per billing run (or per batch outside one).
-        self.admins: dict[str, list] = _RUN_ADMINS.get() if _RUN_ADMINS.get() is not None else {}
+        run_admins = _RUN_ADMINS.get()
+        self.admins: dict[str, list] = run_admins if run_admins is not None else {}
         self.iso: dict = {}
 
     def record(self) -> None:
@@ -850,8 +872,7 @@ def _run(today: dt.date, only: list[int] | None, batch: int) -> Summary:
         poll_processor_events(summary)
         settle_sessions()  # purchases whose request died after the charge
     while True:
-        with _gc_paused():
-            attempt_ids = _issue_batch(today, batch, only, summary)
+        attempt_ids = _issue_batch(today, batch, only, summary)
         if attempt_ids is None:  # nothing left that this worker can claim
             break
         _charge(attempt_ids, summary)
@@ -863,26 +884,6 @@ def _run(today: dt.date, only: list[int] | None, batch: int) -> Summary:
             _charge(ids, summary)
         _lifecycle(today, summary)
     return summary
-
-
-@contextlib.contextmanager
-def _gc_paused():
-    """Python's cycle collector paused while the run builds and writes one batch (issue, record).
-    A batch makes some hundred thousand short-lived tuples and dicts, none in a reference cycle
-    (reference counting frees them); left on, the collector walks them over and over. It runs once
-    when switched back on.
-
-    The switch is process-wide (``recur serve`` runs the worker beside the web threads), so it is
-    off only for these CPU-bound steps, never while a processor is asked to charge (an HTTP call to
-    Stripe may take seconds)."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def tick() -> int:
