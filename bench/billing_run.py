@@ -37,6 +37,7 @@ and the e-mails' contexts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -66,18 +67,55 @@ def prepare_database(db: str) -> str:
     return f"{base}/{name}"
 
 
-def drop_database(db: str, url: str) -> None:
+def drop_database(db: str, url: str, copies: list[str] = ()) -> None:
     from django.db import connections
 
     connections.close_all()
-    if db != "postgres":  # the SQLite file's folder (a million renewals leave gigabytes)
+    if db != "postgres":  # the SQLite file's folder, copies included (a million renewals leave gigabytes)
         shutil.rmtree(Path(url.removeprefix("sqlite:///")).parent, ignore_errors=True)
         return
     import psycopg
 
     base, name = url.rsplit("/", 1)
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        for n in [name, *copies]:
+            conn.execute(f'DROP DATABASE IF EXISTS "{n}"')
+
+
+def copy_database(db: str, url: str, tag: str) -> str:
+    """A copy of the database as it is now (the set-up, before anything is billed): its NAME in
+    Django's settings (a file for SQLite, a database for PostgreSQL)."""
+    from django.db import connections
+
+    connections.close_all()
+    if db == "sqlite":
+        import sqlite3
+
+        path = url.removeprefix("sqlite:///")
+        with contextlib.closing(sqlite3.connect(path)) as conn:  # the WAL's pages into the file first
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        shutil.copyfile(path, f"{path}.{tag}")
+        return f"{path}.{tag}"
+    import psycopg
+
+    base, name = url.rsplit("/", 1)
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}_{tag}" TEMPLATE "{name}"')
+    return f"{name}_{tag}"
+
+
+@contextlib.contextmanager
+def using(name: str):
+    """Django's default connection on another database (a copy) while the block runs."""
+    from django.db import connection
+
+    connection.close()
+    old, connection.settings_dict["NAME"] = connection.settings_dict["NAME"], name
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict["NAME"] = old
 
 
 def make_subscriptions(n: int, today: dt.date) -> None:
@@ -203,20 +241,27 @@ def main() -> int:
 
     call_command("migrate", verbosity=0)
     today = dt.date(2027, 3, 1)
+    copies: list[str] = []
     try:
         with clock.freeze(today):
             t = time.perf_counter()
             make_subscriptions(args.n, today)
             setup = time.perf_counter() - t
+            copies = [copy_database(args.db, url, tag) for tag in ("before", "after")]
+            with using(copies[0]):
+                before_s = run_baseline(args.n, today)
             engine_s, summary = run_engine(today)
             assert summary.charged == args.n, summary
-            baseline_s = run_baseline(args.n, today)
+            with using(copies[1]):
+                after_s = run_baseline(args.n, today)
     finally:
-        drop_database(args.db, url)
+        drop_database(args.db, url, copies)
+    baseline_s = (before_s + after_s) / 2
     e_rate, b_rate = args.n / engine_s, args.n / baseline_s
     print(f"billing_run db={args.db} n={args.n} (set-up {setup:.1f}s)")
     print(f"  engine:   {engine_s:8.2f} s  {e_rate:10.0f} renewals/s  ({summary.emails_queued} e-mails queued)")
-    print(f"  baseline: {baseline_s:8.2f} s  {b_rate:10.0f} renewals/s  (plain SQL, batches of 1,000)")
+    print(f"  baseline: {baseline_s:8.2f} s  {b_rate:10.0f} renewals/s  (plain SQL, batches of 1,000; mean of"
+          f" {before_s:.2f} s before and {after_s:.2f} s after the engine)")
     print(f"  ratio (engine time / baseline time): {engine_s / baseline_s:.2f}  (goal <= 3)")
     return 0
 
