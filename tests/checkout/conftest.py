@@ -43,15 +43,17 @@ def make_contact(admin, name="Anna de Vries", email="anna@example.nl", language=
 
 
 def make_subscription(admin, contact, *, card_number=None, collection="auto_charge", price=4900,
-                      payment_terms="due_on_receipt", accepted=None, name="Support plan", tax_rate="0"):
+                      payment_terms="due_on_receipt", accepted=None, name="Support plan", tax_rate="0",
+                      quantity=1, discount_percent="0"):
     """A monthly subscription starting today, billed at once (as the API does)."""
     pm = None
     if card_number:
         pm = payments.add_payment_method(admin, contact, card(card_number))
     data = {"contact_id": contact.pk, "collection": collection, "payment_method_id": pm.pk if pm else None,
             "payment_terms": payment_terms, "name": name,
-            "line_items": [{"name": name, "unit_price": price, "currency": "EUR", "quantity": 1,
-                            "billing_frequency": "monthly", "tax_rate": tax_rate}]}
+            "line_items": [{"name": name, "unit_price": price, "currency": "EUR", "quantity": quantity,
+                            "billing_frequency": "monthly", "tax_rate": tax_rate,
+                            "discount_percent": discount_percent}]}
     if accepted is not None:
         data["accepted_payment_methods"] = accepted
     sub = subs.create_subscription(admin, data)

@@ -58,6 +58,22 @@ def test_invoice_page_shows_the_invoice_and_a_payment_form(manual_invoice):
     assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
 
 
+def test_invoice_page_lines_show_discount_and_tax(admin, on):
+    """The buyer sees how a line's amount comes about: 2 × €1,234.50 − €246.90 + €555.53 = €2,777.63
+    (under the line's name, so the table keeps four columns on a phone)."""
+    on(D(2027, 3, 1))
+    sub = make_subscription(admin, make_contact(admin, language="en"), collection="manual", price=123450,
+                            quantity=2, discount_percent="10", tax_rate="25")
+    page = Client().get(invoice_path(first_invoice(sub))).content.decode()
+    for expected in ("Discount −€246.90", "Tax 25% €555.53", "€2,777.63", "€2,222.10"):
+        assert expected in page, expected
+
+
+def test_invoice_page_without_discount_or_tax_shows_neither(manual_invoice):
+    page = Client().get(invoice_path(manual_invoice)).content.decode()
+    assert 'data-testid="line-discount"' not in page and 'data-testid="line-tax"' not in page
+
+
 def test_pay_on_the_page_then_it_shows_paid(manual_invoice, caplog):
     c = Client()
     with caplog.at_level(logging.DEBUG):

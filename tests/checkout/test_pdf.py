@@ -43,6 +43,25 @@ def test_english_invoice_pdf(admin, on):
         assert expected in text, expected
 
 
+def test_pdf_lines_show_their_discount_and_add_up(admin, on):
+    """2 × €1,234.50 less 10 % is €2,222.10, plus 25 % tax €555.53: the line shows its discount, so a
+    reader can see how quantity × price − discount + tax makes the line's amount."""
+    on(D(2027, 3, 1))
+    contact = make_contact(admin, language="en")
+    sub = make_subscription(admin, contact, collection="manual", price=123450, quantity=2, discount_percent="10",
+                            tax_rate="25")
+    inv = first_invoice(sub)
+    text = text_of(render_invoice_pdf(inv), "invoice-discount")
+    for expected in ("Discount", "−€246.90", "€555.53 (25%)", "€2,777.63", "€2,222.10"):
+        assert expected in text, expected
+
+
+def test_pdf_without_discounts_has_no_discount_column(admin, on):
+    on(D(2027, 3, 1))
+    sub = make_subscription(admin, make_contact(admin, language="en"), collection="manual")
+    assert "Discount" not in text_of(render_invoice_pdf(first_invoice(sub)))
+
+
 def test_dutch_invoice_pdf_of_a_paid_invoice(admin, on):
     on(D(2027, 3, 1))
     contact = make_contact(admin, language="nl")

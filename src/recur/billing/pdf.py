@@ -134,10 +134,13 @@ def _render(invoice, lang: str, seller: str) -> bytes:
                              ("RIGHTPADDING", (0, 0), (-1, -1), 0)]))
     story += [top, Spacer(1, 10 * mm)]
 
-    # Lines.
-    rows = [[p(_("Description"), "label"), p(_("Qty"), "label"), p(_("Unit price"), "label"),
-             p(_("Tax"), "label"), p(_("Amount"), "label")]]
-    for ln in invoice.lines.all():
+    # Lines: the discount column only when a line has one, so quantity × price − discount + tax
+    # visibly makes each line's amount.
+    items = list(invoice.lines.all())
+    discounts = any(ln.discount for ln in items)
+    head = [_("Description"), _("Qty"), _("Unit price")] + ([_("Discount")] if discounts else []) + [_("Tax"), _("Amount")]
+    rows = [[p(h, "label") for h in head]]
+    for ln in items:
         name = ln.name
         if ln.period_start and ln.period_end:
             name += "\n" + _("Period: %(start)s – %(end)s") % {"start": day(ln.period_start, lang),
@@ -145,16 +148,17 @@ def _render(invoice, lang: str, seller: str) -> bytes:
         tax = money(ln.tax, cur, lang)
         if ln.tax_rate:
             tax += f" ({format_decimal(ln.tax_rate.normalize(), locale=LOCALES[lang])}%)"
-        rows.append([p(name), p(str(ln.quantity), "num"), p(money(ln.unit_price, cur, lang), "num"),
+        discount = [p("−" + money(ln.discount, cur, lang) if ln.discount else "—", "num")] if discounts else []
+        rows.append([p(name), p(str(ln.quantity), "num"), p(money(ln.unit_price, cur, lang), "num"), *discount,
                      p(tax, "num"), p(money(ln.total, cur, lang), "num")])
-    lines = Table(rows, colWidths=[width * 0.44, width * 0.08, width * 0.16, width * 0.16, width * 0.16],
-                  repeatRows=1)
+    widths = [0.32, 0.06, 0.15, 0.14, 0.18, 0.15] if discounts else [0.44, 0.08, 0.16, 0.16, 0.16]
+    lines = Table(rows, colWidths=[width * w for w in widths], repeatRows=1)
     lines.setStyle(TableStyle([
         ("LINEBELOW", (0, 0), (-1, 0), 0.8, INK), ("LINEBELOW", (0, 1), (-1, -1), 0.4, LINE),
         ("VALIGN", (0, 0), (-1, -1), "TOP"), ("TOPPADDING", (0, 0), (-1, -1), 5), ("BOTTOMPADDING", (0, 0), (-1, -1), 5),
         ("LEFTPADDING", (0, 0), (0, -1), 0), ("RIGHTPADDING", (-1, 0), (-1, -1), 0),
     ]))
-    for c in range(1, 5):  # right-align the numeric headers
+    for c in range(1, len(head)):  # right-align the numeric headers
         lines._cellvalues[0][c].style = ParagraphStyle("rh", parent=styles["label"], alignment=TA_RIGHT)
     story += [lines, Spacer(1, 6 * mm)]
 

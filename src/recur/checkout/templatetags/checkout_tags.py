@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 
 from babel.dates import format_date
-from babel.numbers import format_currency
+from babel.numbers import format_currency, format_decimal
 from django import template
 from django.utils import translation
 
@@ -27,6 +27,14 @@ def amount(minor, currency) -> str:
     if minor is None or not currency:
         return ""
     return format_currency(Decimal(int(minor)).scaleb(-currency_exponent(currency)), currency, locale=_locale())
+
+
+@register.filter
+def percent(rate) -> str:
+    """A rate in percent (a Decimal such as 21.000) → ``21%`` / ``5,5%``."""
+    if rate is None or rate == "":
+        return ""
+    return f"{format_decimal(Decimal(rate).normalize(), locale=_locale())}%"
 
 
 @register.filter
