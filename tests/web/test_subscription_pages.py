@@ -363,6 +363,47 @@ def test_cancel_at_the_end_of_the_period(seller, make_sub, on):
     assert sub.cancel_at == D(2027, 4, 1) and sub.status == "active"
 
 
+def props(page: str) -> dict[str, str]:
+    """The subscription page's properties, label → text."""
+    return {re.sub(r"<[^>]+>", "", k).strip(): re.sub(r"<[^>]+>", " ", v).strip()
+            for k, v in re.findall(r"<dt>(.*?)</dt><dd[^>]*>(.*?)</dd>", page, re.S)}
+
+
+def test_end_date_and_notice_follow_a_cancellation(seller, make_sub, on):
+    """Canceled at the end of the period: the page says when it ends, then that it ended; canceled
+    at once: the end date is the day of the cancellation (the fixed term's own end no longer holds)."""
+    from recur.billing import engine
+
+    on(D(2027, 3, 1))
+    sub = make_sub(start="2027-03-01")
+    seller.post(f"/subscriptions/{sub.pk}/cancel/", {"mode": "end_of_period", "confirm": "on"})
+    page = html(seller.get(f"/subscriptions/{sub.pk}/"))
+    assert "Ends on April 1, 2027; it will not be billed again." in page
+    assert props(page)["End date"] == "April 1, 2027"
+    on(D(2027, 4, 2))
+    engine.run()
+    sub.refresh_from_db()
+    assert sub.status == "canceled"
+    page = html(seller.get(f"/subscriptions/{sub.pk}/"))
+    assert "Ended on April 1, 2027." in page and "will not be billed again" not in page
+    assert props(page)["End date"] == "April 1, 2027"
+
+    other = make_sub(start="2027-04-02")
+    seller.post(f"/subscriptions/{other.pk}/cancel/", {"mode": "immediately", "confirm": "on"})
+    other.refresh_from_db()
+    assert other.status == "canceled"
+    page = html(seller.get(f"/subscriptions/{other.pk}/"))
+    assert props(page)["End date"] == "April 2, 2027" and "Ended on April 2, 2027." in page
+
+    # Set to end with its period, then canceled at once after all: it ended that day.
+    third = make_sub(start="2027-04-02")
+    seller.post(f"/subscriptions/{third.pk}/cancel/", {"mode": "end_of_period", "confirm": "on"})
+    on(D(2027, 4, 10))
+    seller.post(f"/subscriptions/{third.pk}/cancel/", {"mode": "immediately", "confirm": "on"})
+    page = html(seller.get(f"/subscriptions/{third.pk}/"))
+    assert props(page)["End date"] == "April 10, 2027" and "Ended on April 10, 2027." in page
+
+
 def test_refund_a_payment_never_above_what_is_left(seller, make_sub, on):
     on(D(2027, 3, 1))
     sub = make_sub(start="2027-03-01")

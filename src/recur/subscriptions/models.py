@@ -138,6 +138,16 @@ class Subscription(Record):
         n = self.fixed_payments
         return None if n is None else self.period_start(n)
 
+    def ends_on(self) -> dt.date | None:
+        """The day it ends or ended, as a seller reads it: a cancellation's day (in the account's time
+        zone), or the end of the period a cancellation chose, before the fixed term's ``end_date``."""
+        from recur.core import clock
+
+        canceled_on = self.canceled_at.astimezone(clock.account_zone()).date() if self.canceled_at else None
+        if canceled_on and not (self.cancel_at and self.cancel_at <= canceled_on):
+            return canceled_on
+        return self.cancel_at or self.end_date
+
 
 class SubscriptionItem(models.Model):
     """A line item of a subscription, copied when it was created (R-OBJ-1)."""
