@@ -162,14 +162,14 @@ def test_crash_after_the_server_accepted_resends_with_the_same_message_id(smtp):
     assert [m["Message-ID"] for m in smtp.messages()] == [row.message_id, row.message_id]
 
 
-def test_outbox_only_mode_marks_messages_sent_without_smtp(smtp):
+def test_outbox_only_mode_keeps_messages_without_smtp(smtp):
     with clock.freeze(T0):
         rows = [receipt(f"c{i}@example.com") for i in range(3)]
     assert deliver("", T0, limit=2) == 2
     assert deliver("", T0) == 1
     assert deliver("", T0) == 0
     assert not smtp.envelopes
-    assert set(OutboxMessage.objects.values_list("status", "sent_at")) == {("sent", T0)}
+    assert set(OutboxMessage.objects.values_list("status", "sent_at")) == {("kept", None)}
     assert len(rows) == 3
 
 
@@ -201,6 +201,30 @@ def test_email_url_errors_and_outbox_only():
         assert services.smtp_config() is None
     with pytest.raises(ImproperlyConfigured):
         services.smtp_config("http://mail.example")
+
+
+def test_without_smtp_messages_are_kept_in_the_outbox_not_marked_sent():
+    """R-ALL-5: with no EMAIL_URL the outbox is where e-mails end up; they are "kept", never "sent",
+    so nobody believes a customer got one. Configured later, the server does not get the backlog."""
+    with clock.freeze(T0):
+        row = receipt()
+    assert deliver("", T0 + MIN) == 1
+    row.refresh_from_db()
+    assert (row.status, row.attempts, row.sent_at, row.last_error) == ("kept", 0, None, "")
+    assert row.get_status_display() == "Kept (no SMTP)"
+    assert deliver("", T0 + 2 * MIN) == 0
+
+
+def test_a_kept_message_is_sent_once_asked_again_with_smtp(smtp):
+    with clock.freeze(T0):
+        row = receipt()
+    deliver("", T0 + MIN)
+    assert deliver(smtp.url, T0 + 2 * MIN) == 0 and not smtp.envelopes  # no backlog
+    with clock.freeze(T0 + 3 * MIN):
+        services.requeue(row)
+    assert deliver(smtp.url, T0 + 4 * MIN) == 1 and len(smtp.envelopes) == 1
+    row.refresh_from_db()
+    assert row.status == "sent"
 
 
 def test_runs_as_a_worker_job():

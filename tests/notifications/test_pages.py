@@ -56,6 +56,20 @@ def test_preview_shows_the_html_in_a_sandboxed_frame_and_the_text(seller):
     assert seller.get("/notifications/outbox/999999/").status_code == 404
 
 
+def test_kept_messages_say_so_and_can_be_sent(seller):
+    m = receipt()
+    with override_settings(EMAIL_URL=""):
+        services.deliver_due()
+        page = seller.get("/notifications/outbox/").content.decode()
+        assert 'class="badge blue">Kept (no SMTP)<' in page and 'class="badge green">Sent<' not in page
+        assert "Kept (no SMTP)" in seller.get("/notifications/outbox/?status=kept").content.decode()
+        page = seller.get(f"/notifications/outbox/{m.pk}/").content.decode()
+    assert "Kept (no SMTP)" in page and "Send again now" in page
+    seller.post(f"/notifications/outbox/{m.pk}/retry/")
+    m.refresh_from_db()
+    assert (m.status, m.attempts) == ("queued", 0)
+
+
 def test_a_failed_message_can_be_sent_again(seller):
     m = receipt()
     OutboxMessage.objects.filter(pk=m.pk).update(status="failed", attempts=20, last_error="SMTPException: boom")

@@ -34,8 +34,10 @@ EMAIL_LANGUAGES = ("en", "nl")
 class OutboxMessage(models.Model):
     """One e-mail to one recipient; rendered from ``kind`` + ``context`` at delivery."""
 
-    QUEUED, SENDING, SENT, FAILED = "queued", "sending", "sent", "failed"
-    STATUSES = [(QUEUED, _("Queued")), (SENDING, _("Sending")), (SENT, _("Sent")), (FAILED, _("Failed"))]
+    QUEUED, SENDING, SENT, FAILED, KEPT = "queued", "sending", "sent", "failed", "kept"
+    # Kept: delivered to the outbox only, because no SMTP server is configured (R-ALL-5); never sent.
+    STATUSES = [(QUEUED, _("Queued")), (SENDING, _("Sending")), (SENT, _("Sent")), (FAILED, _("Failed")),
+                (KEPT, _("Kept (no SMTP)"))]
 
     kind = models.CharField(_("kind"), max_length=40)
     to_email = models.EmailField(_("to"))

@@ -266,8 +266,9 @@ def update_account_settings(actor=None, **fields) -> AccountSettings:
 
 @transaction.atomic
 def requeue(message: OutboxMessage) -> None:
-    """Send a failed (or waiting) message again at the next worker round."""
-    OutboxMessage.objects.filter(pk=message.pk, status__in=[OutboxMessage.FAILED, OutboxMessage.QUEUED]).update(
+    """Send a failed, waiting or kept (outbox-only) message again at the next worker round."""
+    OutboxMessage.objects.filter(pk=message.pk, status__in=[OutboxMessage.FAILED, OutboxMessage.QUEUED,
+                                                            OutboxMessage.KEPT]).update(
         status=OutboxMessage.QUEUED, attempts=0, next_attempt_at=clock.now())
 
 
@@ -386,6 +387,13 @@ def _mark_sent(ids: list[int]) -> None:
         status=OutboxMessage.SENT, sent_at=clock.now(), last_error="")
 
 
+def _mark_kept(ids: list[int]) -> None:
+    """Delivered to the outbox only: not sent, and no try made (an SMTP server configured later
+    does not get this backlog; ``requeue`` sends one on purpose)."""
+    OutboxMessage.objects.filter(pk__in=ids, status=OutboxMessage.SENDING).update(
+        status=OutboxMessage.KEPT, attempts=0, last_error="")
+
+
 def backoff(attempts: int) -> dt.timedelta:
     """Wait before the next try after ``attempts`` failed ones: 1, 2, 4 … minutes, at most an hour."""
     return min(dt.timedelta(minutes=2 ** min(attempts - 1, 10)), MAX_BACKOFF)
@@ -416,13 +424,13 @@ def _close(connection) -> None:
 
 
 def deliver_due(limit: int = 100) -> int:
-    """Worker job: deliver due outbox messages; returns how many were sent."""
+    """Worker job: deliver due outbox messages; returns how many were sent (or kept, without SMTP)."""
     config = smtp_config()
     messages = _claim(limit)
     if not messages:
         return 0
-    if config is None:  # outbox only: the outbox is the delivery
-        _mark_sent([m.pk for m in messages])
+    if config is None:  # outbox only (R-ALL-5): the outbox is the delivery, and nothing is sent
+        _mark_kept([m.pk for m in messages])
         return len(messages)
     account = account_settings()
     connection = smtp_connection(config)

@@ -20,7 +20,7 @@ from recur.notifications import services
 from recur.notifications.models import ADMIN_KINDS, BUYER_KINDS, KINDS, OutboxMessage
 
 PAGE = 50
-BADGES = {"queued": "grey", "sending": "amber", "sent": "green", "failed": "red"}
+BADGES = {"queued": "grey", "sending": "amber", "sent": "green", "failed": "red", "kept": "blue"}
 
 
 @login_required
