@@ -144,6 +144,7 @@ LOGOUT_REDIRECT_URL = "login"
 
 # --- i18n ----------------------------------------------------------------
 LANGUAGE_CODE = "en"
+FORMAT_MODULE_PATH = ["recur.formats"]  # unambiguous short dates in English (recur/formats/en)
 LANGUAGES = [("en", _("English")), ("nl", _("Dutch"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_I18N = True

@@ -211,7 +211,7 @@ def test_without_smtp_messages_are_kept_in_the_outbox_not_marked_sent():
     assert deliver("", T0 + MIN) == 1
     row.refresh_from_db()
     assert (row.status, row.attempts, row.sent_at, row.last_error) == ("kept", 0, None, "")
-    assert row.get_status_display() == "Kept (no SMTP)"
+    assert row.get_status_display() == "Kept in outbox"
     assert deliver("", T0 + 2 * MIN) == 0
 
 

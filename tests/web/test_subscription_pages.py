@@ -50,6 +50,8 @@ def test_index_lists_with_count_badges_and_default_columns(seller, make_sub, on,
                              "Next payment date", "Start date", "Owner"]
     assert '<span class="badge blue">Scheduled</span>' in page and '<span class="badge green">Active</span>' in page
     assert "Create subscription" in page and "+ Add view" in page
+    # Short dates name the month ("1 May 2027", never the US 05/01/2027, which reads as 5 January here).
+    assert "1 May 2027" in page and "05/01/2027" not in page
     assert names(html(seller.get("/subscriptions/?tab=scheduled"))) == ["Later"]
     assert names(html(seller.get("/subscriptions/?tab=unpaid"))) == []
     # past_due is shown as "Unpaid"
@@ -379,6 +381,7 @@ def test_end_date_and_notice_follow_a_cancellation(seller, make_sub, on):
     seller.post(f"/subscriptions/{sub.pk}/cancel/", {"mode": "end_of_period", "confirm": "on"})
     page = html(seller.get(f"/subscriptions/{sub.pk}/"))
     assert "Ends on April 1, 2027; it will not be billed again." in page
+    assert "Cancels on: — → April 1, 2027" in page  # the change history in the reader's terms, not ISO
     assert props(page)["End date"] == "April 1, 2027"
     on(D(2027, 4, 2))
     engine.run()

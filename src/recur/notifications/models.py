@@ -37,7 +37,7 @@ class OutboxMessage(models.Model):
     QUEUED, SENDING, SENT, FAILED, KEPT = "queued", "sending", "sent", "failed", "kept"
     # Kept: delivered to the outbox only, because no SMTP server is configured (R-ALL-5); never sent.
     STATUSES = [(QUEUED, _("Queued")), (SENDING, _("Sending")), (SENT, _("Sent")), (FAILED, _("Failed")),
-                (KEPT, _("Kept (no SMTP)"))]
+                (KEPT, _("Kept in outbox"))]
 
     kind = models.CharField(_("kind"), max_length=40)
     to_email = models.EmailField(_("to"))

@@ -9,10 +9,12 @@ import datetime as dt
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import models
 from django.db.models import Q
 from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import formats
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -206,8 +208,6 @@ def edit_block_reason(sub: Subscription) -> str:
         return _("Only active or scheduled subscriptions can be edited; this one is %(status)s.") % {
             "status": sub.get_status_display().lower()}
     if sub.next_payment_date and (sub.next_payment_date - clock.today()).days <= services.EDIT_FREEZE_DAYS:
-        from django.utils import formats
-
         return _("The next payment is on %(date)s: a subscription cannot be edited within %(days)s days of its "
                  "next payment date.") % {"date": formats.date_format(sub.next_payment_date, "DATE_FORMAT"),
                                           "days": services.EDIT_FREEZE_DAYS}
@@ -233,6 +233,14 @@ def _pretty(sub, name, value):
     field = FIELD_OBJECTS.get(name)
     if field is not None and getattr(field, "choices", None):
         return dict(field.choices).get(value, value)
+    if isinstance(field, models.DateField) and isinstance(value, str):  # stored as ISO text in the history
+        try:
+            if isinstance(field, models.DateTimeField):
+                moment = dt.datetime.fromisoformat(value).astimezone(clock.account_zone())
+                return formats.date_format(moment, "DATETIME_FORMAT")
+            return formats.date_format(dt.date.fromisoformat(value), "DATE_FORMAT")
+        except ValueError:
+            return value
     if isinstance(value, dict):
         return ", ".join(str(v) for v in value.values() if v)
     if isinstance(value, list):
