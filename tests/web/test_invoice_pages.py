@@ -116,3 +116,36 @@ def test_invoice_page_in_dutch_and_unknown_invoice(seller, admin, manual_invoice
 def test_invoice_page_needs_a_login(client, manual_invoice):
     r = client.get(f"/invoices/{manual_invoice.pk}/")
     assert r.status_code == 302 and "/login/" in r["Location"]
+
+
+def test_void_after_a_confirmation_then_no_more_payments(seller, manual_invoice):
+    inv = manual_invoice
+    page = html(seller.get(f"/invoices/{inv.pk}/"))
+    assert f'href="/invoices/{inv.pk}/void/"' in page and f'href="/invoices/{inv.pk}/uncollectible/"' in page
+    page = html(seller.get(f"/invoices/{inv.pk}/void/"))
+    assert f"Void invoice {inv.number}?" in page and "nothing is due on it" in page
+    assert Invoice.objects.get(pk=inv.pk).status == "open"  # the page alone changes nothing
+    r = seller.post(f"/invoices/{inv.pk}/void/", follow=True)
+    page = html(r)
+    assert f"Invoice {inv.number} is void" in page and 'data-testid="status">Void<' in page
+    assert "Record a payment" not in page and f'/invoices/{inv.pk}/void/"' not in page
+    assert Invoice.objects.get(pk=inv.pk).amount_due == 0
+    # twice: refused with the reason, nothing changed
+    page = html(seller.post(f"/invoices/{inv.pk}/void/"))
+    assert "only an open or uncollectible invoice can be voided" in page
+    assert seller.get(f"/invoices/{inv.pk}/refund/").status_code == 404
+
+
+def test_write_off_keeps_what_was_paid(seller, manual_invoice, admin):
+    inv = manual_invoice
+    billing.record_manual_payment(admin, inv, 10000)
+    page = html(seller.get(f"/invoices/{inv.pk}/"))
+    assert f'/invoices/{inv.pk}/void/"' not in page  # partly paid: refund, or write the rest off
+    page = html(seller.post(f"/invoices/{inv.pk}/void/"))
+    assert "has been paid on invoice" in page and Invoice.objects.get(pk=inv.pk).status == "open"
+    page = html(seller.get(f"/invoices/{inv.pk}/uncollectible/"))
+    assert "€1,110.00 still due is no longer asked for" in page
+    page = html(seller.post(f"/invoices/{inv.pk}/uncollectible/", follow=True))
+    assert "written off as uncollectible" in page and 'data-testid="status">Uncollectible<' in page
+    inv.refresh_from_db()
+    assert (inv.status, inv.amount_paid, inv.amount_due) == ("uncollectible", 10000, 0)

@@ -90,6 +90,16 @@ def record_payment(request, record_id: int, payload: ManualPaymentIn):
     return Status(201, payment_out(p))
 
 
+@invoices.post("/{record_id}/void", auth=WRITE, summary="Void an unpaid invoice")
+def void_invoice(request, record_id: int):
+    return invoice_out(services.void_invoice(request.user, records.get_record("invoice", record_id)))
+
+
+@invoices.post("/{record_id}/mark-uncollectible", auth=WRITE, summary="Write an open invoice off as uncollectible")
+def mark_uncollectible(request, record_id: int):
+    return invoice_out(services.mark_uncollectible(request.user, records.get_record("invoice", record_id)))
+
+
 @payments.get("", auth=READ, summary="List payments")
 def list_payments(request, limit: int | None = None, after: str | None = None, status: str | None = None):
     qs = Payment.objects.all()

@@ -138,6 +138,53 @@ def settle_invoice_payment(invoice: Invoice, amount: int, payment: Payment) -> N
             records.log(sub, None, None, "updated", {"status": ["past_due", "active"]})
 
 
+@transaction.atomic
+def void_invoice(actor, invoice: Invoice) -> Invoice:
+    """Void an invoice that should not have been issued: nothing is due on it any more. Only an open
+    (or uncollectible) invoice on which nothing was paid; a paid one is refunded instead."""
+    return _stop_collecting(actor, invoice, "void", ("open", "uncollectible"))
+
+
+@transaction.atomic
+def mark_uncollectible(actor, invoice: Invoice) -> Invoice:
+    """Write an open invoice off: what is left is no longer asked for (no retries, not overdue); what
+    was paid on it stays paid."""
+    return _stop_collecting(actor, invoice, "uncollectible", ("open",))
+
+
+def _stop_collecting(actor, invoice: Invoice, status: str, allowed: tuple[str, ...]) -> Invoice:
+    """Move an unpaid invoice to ``status``: its billing cycle stops (no more retries), and a subscription
+    that was past due only because of it is active again. Refused while a charge of it is in flight
+    (the outcome could still pay it)."""
+    from recur.subscriptions.models import Subscription
+
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.status not in allowed:
+        message = (_("status: invoice %(number)s is %(status)s; only an open or uncollectible invoice can be voided")
+                   if status == "void" else
+                   _("status: invoice %(number)s is %(status)s; only an open invoice can be written off"))
+        raise Conflict(message % {"number": invoice.number, "status": status_word(invoice)},
+                       field="status", code="invalid_status")
+    if status == "void" and invoice.amount_paid:
+        raise Conflict(_("amount_paid: %(paid)s has been paid on invoice %(number)s; refund the payment, or write "
+                         "the rest off as uncollectible") % {"paid": shown_amount(invoice.amount_paid, invoice.currency),
+                                                              "number": invoice.number},
+                       field="amount_paid", code="invoice_partly_paid")
+    if PaymentAttempt.objects.filter(invoice=invoice, status__in=("started", "pending")).exists():
+        raise Conflict(_("status: a payment of invoice %(number)s is in progress; try again when it has settled")
+                       % {"number": invoice.number}, field="status", code="payment_in_flight")
+    invoice = records.update(invoice, actor, {"status": status})
+    if invoice.cycle_id:
+        BillingCycle.objects.filter(pk=invoice.cycle_id).exclude(status="paid").update(status="void",
+                                                                                     next_retry_on=None)
+    if invoice.subscription_id:
+        sub = Subscription.objects.select_for_update().get(pk=invoice.subscription_id)
+        if sub.status == "past_due" and not _still_past_due(sub):
+            Subscription.objects.filter(pk=sub.pk).update(status="active", updated_at=clock.now())
+            records.log(sub, None, actor, "updated", {"status": ["past_due", "active"]})
+    return invoice
+
+
 def _still_past_due(sub) -> bool:
     today = clock.today()
     return (BillingCycle.objects.filter(subscription=sub, status="failed").exists()

@@ -73,6 +73,9 @@ urlpatterns = [
          name="payment_method_remove"),
     path("invoices/", invoices.invoice_list, name="invoice_list"),
     path("invoices/<int:pk>/", invoices.invoice_detail, name="invoice_detail"),
+    path("invoices/<int:pk>/void/", invoices.invoice_close, {"action": "void"}, name="invoice_void"),
+    path("invoices/<int:pk>/uncollectible/", invoices.invoice_close, {"action": "uncollectible"},
+         name="invoice_uncollectible"),
     path("payments/", other.payment_list, name="payment_list"),
     path("settings/", other.settings_page, name="settings"),
 ]

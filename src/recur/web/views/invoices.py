@@ -160,3 +160,24 @@ def invoice_detail(request, pk):
         "history": history,
         "address": invoice.billing_address or {}, "tz": clock.account_zone().key,
     })
+
+
+CLOSE_ACTIONS = {"void": billing.void_invoice, "uncollectible": billing.mark_uncollectible}
+
+
+@login_required
+def invoice_close(request, pk, action):
+    """Void an unpaid invoice, or write an open one off as uncollectible, after a confirmation page."""
+    invoice = _invoice(pk)
+    error = ""
+    if request.method == "POST":
+        try:
+            CLOSE_ACTIONS[action](request.user, invoice)
+        except ServiceError as exc:
+            error = exc.message
+        else:
+            messages.success(request, (_("Invoice %(number)s is void; nothing is due on it.") if action == "void" else
+                                       _("Invoice %(number)s is written off as uncollectible.")) % {
+                "number": invoice.number})
+            return redirect("invoice_detail", pk=invoice.pk)
+    return render(request, "web/invoice_close.html", {"invoice": invoice, "action": action, "error": error})
