@@ -88,6 +88,16 @@ def test_cancellation_modes():
     assert "Terugbetaling: €\xa031,61" in text
 
 
+def test_cancellation_of_invoiced_subscription_says_what_stays_due():
+    context = {**SAMPLES["subscription_canceled"], "mode": "immediately", "refund": None, "open_due": EUR(4900, "EUR")}
+    subject, text, html = render("subscription_canceled", "en", context)
+    assert "Invoices issued before the cancellation stay due: €49.00 is still open." in text
+    assert "€49.00 is still open" in html
+    text = render("subscription_canceled", "nl", context)[1]
+    assert "Facturen van voor de opzegging blijven staan: er staat nog €\xa049,00 open." in text
+    assert "still open" not in render("subscription_canceled", "en", SAMPLES["subscription_canceled"])[1]
+
+
 def test_html_escapes_names_and_the_text_version_does_not():
     context = {**SAMPLES["admin_payment_failed"], "customer_name": "<script>alert(1)</script> & O'Brien"}
     subject, text, html = render("admin_payment_failed", "en", context)

@@ -356,6 +356,24 @@ def test_cancel_without_the_checkbox_is_refused_then_refunds_unused_days(seller,
     assert seller.get(f"/subscriptions/{sub.pk}/cancel/").status_code == 302
 
 
+def test_cancel_page_says_which_invoices_stay_due(seller, make_sub, on):
+    """An invoiced subscription canceled at once: its open invoice is still owed (void it if it should
+    not be); the page says so before, and the buyer's e-mail after."""
+    from recur.notifications import services as outbox
+    from recur.notifications.models import OutboxMessage
+
+    on(D(2027, 3, 1))
+    sub = make_sub(start="2027-03-01", collection="manual")
+    page = html(seller.get(f"/subscriptions/{sub.pk}/cancel/"))
+    assert "Invoices already issued stay due: €49.00 is open." in page
+    seller.post(f"/subscriptions/{sub.pk}/cancel/", {"mode": "immediately", "confirm": "on"})
+    message = OutboxMessage.objects.get(kind="subscription_canceled")
+    assert message.context["open_due"] == {"amount_minor": 4900, "currency": "EUR"}
+    assert "er staat nog €\xa049,00 open" in outbox.render(message)[1]  # the contact reads Dutch
+    other = make_sub(start="2027-03-01")  # charged: nothing open
+    assert "stay due" not in html(seller.get(f"/subscriptions/{other.pk}/cancel/"))
+
+
 def test_cancel_at_the_end_of_the_period(seller, make_sub, on):
     on(D(2027, 3, 1))
     sub = make_sub(start="2027-03-01")

@@ -198,7 +198,8 @@ def resume(request, record_id: int):
 def cancel_preview(request, record_id: int, mode: str = "refund_unused"):
     p = services.cancel_preview(_sub(record_id), mode)
     return {**p, "refund": money_out(p["refund"], p["currency"]), "amount_paid": money_out(p["amount_paid"], p["currency"]),
-            "period_start": iso(p["period_start"]), "period_end": iso(p["period_end"]), "cancels_on": iso(p["cancels_on"])}
+            "period_start": iso(p["period_start"]), "period_end": iso(p["period_end"]), "cancels_on": iso(p["cancels_on"]),
+            "open_due": money_out(p["open_due"], p["currency"])}
 
 
 @router.post("/{record_id}/cancel", auth=WRITE, summary="Cancel (R-MAN-2)")

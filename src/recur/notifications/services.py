@@ -102,7 +102,7 @@ CONTEXT_KEYS: dict[str, tuple[set[str], set[str]]] = {
                                 {"payment_method", "url"}),
     "admin_payment_failed": ({"subscription_name", "customer_name", "amount", "failed_on"},
                              {"reason", "next_retry_on", "url"}),
-    "subscription_canceled": ({"subscription_name", "mode", "canceled_on"}, {"ends_on", "refund"}),
+    "subscription_canceled": ({"subscription_name", "mode", "canceled_on"}, {"ends_on", "refund", "open_due"}),
     "export_ready": ({"download_url", "expires_on"}, {"file_name", "row_count"}),
 }
 

@@ -420,7 +420,8 @@ def cancel_preview(sub: Subscription, mode: str) -> dict:
     from recur.billing.models import Payment
 
     out = {"mode": mode, "refund": 0, "currency": sub.currency, "unused_days": 0, "period_days": 0,
-           "amount_paid": 0, "period_start": None, "period_end": None, "cancels_on": clock.today()}
+           "amount_paid": 0, "period_start": None, "period_end": None, "cancels_on": clock.today(),
+           "open_due": open_invoices_due(sub)}
     current = current_period(sub)
     if current is None:
         return out
@@ -435,6 +436,15 @@ def cancel_preview(sub: Subscription, mode: str) -> dict:
     r = proration.unused_days_refund(paid, start, end, clock.today(), sub.currency)
     out.update(refund=r.amount, unused_days=r.unused_days, period_days=r.period_days, amount_paid=paid)
     return out
+
+
+def open_invoices_due(sub: Subscription) -> int:
+    """What the subscription's open invoices still ask for (minor units): a cancellation leaves them
+    due; the seller voids one that should not be paid."""
+    from recur.billing.models import Invoice
+
+    return sum(i.amount_due for i in Invoice.objects.filter(subscription=sub, status="open").only(
+        "status", "total", "amount_paid"))
 
 
 @transaction.atomic
@@ -482,7 +492,9 @@ def cancel(actor, sub: Subscription, mode: str, confirm: bool) -> tuple[Subscrip
                            record=("subscription", sub.pk), dedupe_key=f"canceled:{sub.pk}",
                            context={"subscription_name": sub.name, "mode": mode, "canceled_on": clock.today(),
                                     "ends_on": sub.cancel_at or clock.today(),
-                                    "refund": outbox.money(refunded, sub.currency) if refunded else None})
+                                    "refund": outbox.money(refunded, sub.currency) if refunded else None,
+                                    "open_due": outbox.money(preview["open_due"], sub.currency)
+                                    if preview["open_due"] else None})
     return sub, refunded
 
 
