@@ -149,3 +149,15 @@ def test_write_off_keeps_what_was_paid(seller, manual_invoice, admin):
     assert "written off as uncollectible" in page and 'data-testid="status">Uncollectible<' in page
     inv.refresh_from_db()
     assert (inv.status, inv.amount_paid, inv.amount_due) == ("uncollectible", 10000, 0)
+
+
+def test_the_list_marks_overdue_invoices_and_filters_them(seller, manual_invoice, on):
+    inv = manual_invoice  # issued 10 March 2027, net 30: due 9 April
+    page = html(seller.get("/invoices/"))
+    assert '<span class="badge blue">Open</span>' in page and ">Overdue</span>" not in page
+    assert f'href="/invoices/{inv.pk}/"' not in html(seller.get("/invoices/?status=overdue"))
+    on(D(2027, 4, 20))
+    page = html(seller.get("/invoices/"))
+    assert '<span class="badge red">Overdue</span>' in page
+    assert f'href="/invoices/{inv.pk}/"' in html(seller.get("/invoices/?status=overdue"))
+    assert f'href="/invoices/{inv.pk}/"' in html(seller.get("/invoices/?status=open"))

@@ -52,15 +52,20 @@ def keyset(request, qs):
 @login_required
 def invoice_list(request):
     status = request.GET.get("status", "")
+    today = clock.today()
     qs = Invoice.objects.select_related("contact", "subscription")
-    if status in INVOICE_BADGES:
+    if status == "overdue":  # open and past its due date: the ones to chase
+        qs = qs.filter(status="open", due_date__lt=today)
+    elif status in INVOICE_BADGES:
         qs = qs.filter(status=status)
     rows, nxt = keyset(request, qs)
     for r in rows:
-        r.badge = INVOICE_BADGES.get(r.status, "grey")
+        r.overdue = r.status == "open" and r.due_date < today
+        r.badge = "red" if r.overdue else INVOICE_BADGES.get(r.status, "grey")
         r.pdf = invoice_pdf_url(r)
     return render(request, "web/invoice_list.html", {
-        "rows": rows, "next": nxt, "status": status, "statuses": Invoice.STATUSES})
+        "rows": rows, "next": nxt, "status": status,
+        "statuses": [*Invoice.STATUSES[:2], ("overdue", _("Overdue")), *Invoice.STATUSES[2:]]})
 
 
 class ManualPaymentForm(forms.Form):
