@@ -531,6 +531,9 @@ def test_wizard_bad_input_shows_errors_beside_fields_and_creates_nothing(seller,
     assert "Choose one of the contact&#x27;s saved payment methods." in page
     page = html(seller.post("/subscriptions/new/", _wizard(contact, card, billing_terms="fixed")))
     assert "Enter how many payments a fixed term has." in page
+    page = html(seller.post("/subscriptions/new/", _wizard(contact, card, billing_terms="fixed", number_of_payments="0")))
+    assert page.count('class="error"') >= 1 and "Enter how many payments a fixed term has." not in page  # one message
+    assert "Ensure this value is greater than or equal to 1." in page
     page = html(seller.post("/subscriptions/new/", _wizard(contact, card, start="date", start_date="2026-01-01")))
     assert "more than 31 days in the past" in page
     page = html(seller.post("/subscriptions/new/", _wizard(contact, card, **{"item-0-name": "",

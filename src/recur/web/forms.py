@@ -268,7 +268,8 @@ class WizardForm(AddressMixin):
 
     def clean(self):
         data = super().clean()
-        if data.get("billing_terms") == "fixed" and not data.get("number_of_payments"):
+        if data.get("billing_terms") == "fixed" and not data.get("number_of_payments") \
+                and "number_of_payments" not in self.errors:  # one message: 0 has its own already
             self.add_error("number_of_payments", _("Enter how many payments a fixed term has."))
         if data.get("start") == "date" and not data.get("start_date") and "start_date" not in self.errors:
             self.add_error("start_date", _("Enter the date billing starts."))
