@@ -97,6 +97,12 @@ def test_failed_payment_dunning_then_recovery(api, buyer, on, settings):
     assert cycle.status == "failed" and cycle.next_retry_on == D(2027, 3, 4)
     kinds = list(OutboxMessage.objects.values_list("kind", flat=True))
     assert "payment_failed" in kinds and "admin_payment_failed" in kinds
+    # the buyer reads Dutch: the processor's English refusal is told in Dutch
+    from recur.notifications.services import render
+
+    failed = OutboxMessage.objects.get(kind="payment_failed")
+    assert failed.context["reason_code"] == "insufficient_funds"
+    assert "Reden: Het saldo op je kaart is onvoldoende." in render(failed)[1]
     on(D(2027, 3, 4))
     engine.run()
     cycle.refresh_from_db()

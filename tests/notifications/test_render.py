@@ -98,6 +98,17 @@ def test_cancellation_of_invoiced_subscription_says_what_stays_due():
     assert "still open" not in render("subscription_canceled", "en", SAMPLES["subscription_canceled"])[1]
 
 
+def test_a_failed_payment_gives_its_reason_in_the_buyers_language():
+    """The processor words its refusal in English; a known failure code is told in the e-mail's language,
+    an unknown one keeps the processor's words."""
+    context = {**SAMPLES["payment_failed"], "reason": "Your card was declined.", "reason_code": "card_declined"}
+    assert "Reden: Je kaart is geweigerd." in render("payment_failed", "nl", context)[1]
+    assert "Reason: Your card was declined." in render("payment_failed", "en", context)[1]
+    _, text, html = render("payment_failed", "nl", {**context, "reason": "Do not honor", "reason_code": "do_not_honor"})
+    assert "Reden: Do not honor" in text and "Do not honor" in html
+    assert "Reden: Insufficient funds" in render("payment_failed", "nl")[1]  # no code: as it was given
+
+
 def test_html_escapes_names_and_the_text_version_does_not():
     context = {**SAMPLES["admin_payment_failed"], "customer_name": "<script>alert(1)</script> & O'Brien"}
     subject, text, html = render("admin_payment_failed", "en", context)

@@ -672,7 +672,8 @@ class _Recorder:
             return  # the buyer saw the decline on the page
         from recur.checkout.links import update_payment_method_url
 
-        ctx.update(failed_on=self.today, reason=r.failure_message, next_retry_on=a.get("next_retry"),
+        ctx.update(failed_on=self.today, reason=r.failure_message, reason_code=r.failure_code,
+                   next_retry_on=a.get("next_retry"),
                    update_url=update_payment_method_url(sub["id"]) if sub else "")
         _buyer_email(self.emails, "payment_failed", contact, ctx, outbox.record_key("failed", pid), pid)
         self._admin_emails("admin_payment_failed", ctx, record, "admin_failed", pid)

@@ -21,10 +21,11 @@ from recur.checkout import payment_links as pl
 from recur.checkout.forms import is_required_error, payment_form, without_field
 from recur.checkout.models import CheckoutSession, PaymentLink
 from recur.checkout.templatetags.checkout_tags import amount as fmt_amount
-from recur.checkout.views import LANGUAGES, REASONS, SECRET_FIELDS, _language, _page, card_entry
+from recur.checkout.views import LANGUAGES, SECRET_FIELDS, _language, _page, card_entry
 from recur.core.errors import Conflict, NotFound, ValidationFailed
 from recur.core.money import line_amounts
 from recur.payments import services as payments
+from recur.payments.reasons import failure_reason
 
 REQUIRED = gettext_lazy("This field is required.")
 ADDRESS = (("address_line1", gettext_lazy("Address"), "address-line1", True),
@@ -122,11 +123,6 @@ class _Freq:
         return dict(BILLING_FREQUENCIES)[self.billing_frequency]
 
 
-def _reason(code: str, message: str) -> str:
-    text = REASONS.get(code)
-    return str(text) if text else (message or _("The payment was declined."))
-
-
 # --- pages -----------------------------------------------------------------------------------------
 
 
@@ -169,7 +165,7 @@ def _checkout_page(request, source, *, kind: str, token: str, contact=None):
                                      "charged and nothing was bought. Please try again or use another payment "
                                      "method.") % {"amount": fmt_amount(result.session.amount_due_now,
                                                                         result.session.currency),
-                                                   "reason": _reason(result.failure_code, result.reason)}
+                                                   "reason": failure_reason(result.failure_code, result.reason)}
                         pay_form = payment_form(entry, initial={"method": pay_form.cleaned_data["method"]})
                         nonce = result.session.nonce  # the retry is the same purchase (one session)
                     else:

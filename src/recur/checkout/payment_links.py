@@ -734,7 +734,7 @@ def _failure_emails(session, attempt, result: ChargeResult, contact, subs, pays)
     retry = BillingCycle.objects.filter(subscription_id__in=[s.pk for s in subs], period_index=0) \
         .exclude(next_retry_on=None).order_by("next_retry_on").values_list("next_retry_on", flat=True).first()
     ctx = {**_context(session, attempt, contact, subs, pays), "failed_on": clock.today(),
-           "reason": result.failure_message, "next_retry_on": retry,
+           "reason": result.failure_message, "reason_code": result.failure_code, "next_retry_on": retry,
            # No subscription to update: the invoice's own page takes another card or account.
            "update_url": update_payment_method_url(subs[0].pk) if subs else invoice_url(pays[0].invoice_id)}
     ctx.pop("payment_method")

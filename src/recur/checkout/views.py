@@ -24,20 +24,13 @@ from recur.checkout.templatetags.checkout_tags import method_label as _method_la
 from recur.core import clock
 from recur.core.errors import Conflict, ServiceError, ValidationFailed
 from recur.payments import services as payments
+from recur.payments.reasons import failure_reason
 from recur.subscriptions import status as rules
 
 log = logging.getLogger("recur.checkout")
 
 LANGUAGES = ("en", "nl")
 SECRET_FIELDS = ("card_number", "card_cvc", "card_exp_month", "card_exp_year", "bank_account", "bank_routing")
-REASONS = {
-    "card_declined": gettext_lazy("Your card was declined."),
-    "insufficient_funds": gettext_lazy("Your card has insufficient funds."),
-    "expired_card": gettext_lazy("Your card has expired."),
-    "debit_failed": gettext_lazy("The bank account could not be debited."),
-    "no_payment_method": gettext_lazy("No usable payment method is saved."),
-    "processing_error": gettext_lazy("The payment could not be processed. Please try again."),
-}
 BADGES = {"active": "green", "paid": "green", "past_due": "red", "open": "amber", "scheduled": "grey",
           "paused": "grey", "canceled": "grey", "expired": "grey", "void": "grey", "uncollectible": "grey",
           "draft": "grey"}
@@ -90,8 +83,7 @@ def reason(attempt) -> str:
     """Why a charge failed, in the active language."""
     if attempt is None:
         return ""
-    text = REASONS.get(attempt.failure_code)
-    return str(text) if text else (attempt.failure_message or _("The payment was declined."))
+    return failure_reason(attempt.failure_code, attempt.failure_message)
 
 
 def _money(minor: int, currency: str) -> str:

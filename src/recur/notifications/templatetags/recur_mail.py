@@ -45,6 +45,15 @@ def ldate(value: str | None, fmt: str = "long") -> str:
 
 
 @register.filter
+def reason(message: str | None, code: str | None = None) -> str:
+    """A failed payment's reason in the e-mail's language when its failure code is known
+    (``{{ reason|reason:reason_code }}``), else the processor's words as given."""
+    from recur.payments.reasons import failure_reason
+
+    return failure_reason(code, message) if message or code else ""
+
+
+@register.filter
 def period(start: str | None, end: str | None) -> str:
     """Two ISO dates → ``March 1, 2027 – April 1, 2027``."""
     return f"{ldate(start)} – {ldate(end)}" if start and end else ""
