@@ -31,3 +31,13 @@ def item(**kw):
             "billing_frequency": "monthly"}
     base.update(kw)
     return base
+
+
+def create(api, contact, pm, **kw):
+    """A subscription through POST /api/v1/subscriptions (billed at once when due): its JSON."""
+    body = {"contact_id": contact.pk, "collection": "auto_charge", "payment_method_id": pm.pk if pm else None,
+            "line_items": [item()]}
+    body.update(kw)
+    r = api.post("/subscriptions", body)
+    assert r.status_code == 201, r.content
+    return r.json()

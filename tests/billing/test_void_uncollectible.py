@@ -11,19 +11,10 @@ from recur.billing import engine
 from recur.billing.models import BillingCycle, Invoice, PaymentAttempt
 from recur.core.models import HistoryEntry
 from recur.subscriptions.models import Subscription
-from tests.billing.conftest import item
+from tests.billing.conftest import create
 
 pytestmark = pytest.mark.django_db
 D = dt.date
-
-
-def create(api, contact, pm, **kw):
-    body = {"contact_id": contact.pk, "collection": "auto_charge", "payment_method_id": pm.pk if pm else None,
-            "line_items": [item()]}
-    body.update(kw)
-    r = api.post("/subscriptions", body)
-    assert r.status_code == 201, r.content
-    return r.json()
 
 
 def first_invoice(api, sub_id):

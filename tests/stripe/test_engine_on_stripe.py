@@ -15,7 +15,8 @@ from recur.notifications.models import OutboxMessage
 from recur.payments import services as payments
 from recur.payments.stripe import StripeProcessor
 from recur.subscriptions.models import Subscription
-from tests.stripe.conftest import card, intents, item
+from tests.billing.conftest import create
+from tests.stripe.conftest import card, intents
 
 pytestmark = pytest.mark.django_db
 
@@ -30,15 +31,6 @@ def proc(request, settings):
     else:
         settings.RECUR_PROCESSOR = "builtin"
     return request.param
-
-
-def create(api, contact, pm, **kw):
-    body = {"contact_id": contact.pk, "collection": "auto_charge", "payment_method_id": pm.pk if pm else None,
-            "line_items": [item()]}
-    body.update(kw)
-    r = api.post("/subscriptions", body)
-    assert r.status_code == 201, r.content
-    return r.json()
 
 
 def stripe_side(proc, request, sub_id):
