@@ -138,26 +138,52 @@ def settle_invoice_payment(invoice: Invoice, amount: int, payment: Payment) -> N
             records.log(sub, None, None, "updated", {"status": ["past_due", "active"]})
 
 
+def payment_in_flight(invoice: Invoice) -> PaymentAttempt | None:
+    """An attempt of this invoice whose outcome is not known yet (a charge under way, a pending bank debit)."""
+    return (PaymentAttempt.objects.filter(invoice=invoice, status__in=("started", "pending"))
+            .order_by("-pk").first())
+
+
+VOIDABLE, WRITABLE_OFF = ("open", "uncollectible"), ("open",)
+
+
+def can_void(invoice: Invoice) -> bool:
+    """An invoice that should not have been issued, and on which nothing was paid (else: refund)."""
+    return invoice.status in VOIDABLE and not invoice.amount_paid
+
+
+def can_write_off(invoice: Invoice) -> bool:
+    return invoice.status in WRITABLE_OFF
+
+
 @transaction.atomic
 def void_invoice(actor, invoice: Invoice) -> Invoice:
     """Void an invoice that should not have been issued: nothing is due on it any more. Only an open
     (or uncollectible) invoice on which nothing was paid; a paid one is refunded instead."""
-    return _stop_collecting(actor, invoice, "void", ("open", "uncollectible"))
+    return _stop_collecting(actor, invoice, "void", VOIDABLE)
 
 
 @transaction.atomic
 def mark_uncollectible(actor, invoice: Invoice) -> Invoice:
     """Write an open invoice off: what is left is no longer asked for (no retries, not overdue); what
     was paid on it stays paid."""
-    return _stop_collecting(actor, invoice, "uncollectible", ("open",))
+    return _stop_collecting(actor, invoice, "uncollectible", WRITABLE_OFF)
 
 
 def _stop_collecting(actor, invoice: Invoice, status: str, allowed: tuple[str, ...]) -> Invoice:
     """Move an unpaid invoice to ``status``: its billing cycle stops (no more retries), and a subscription
     that was past due only because of it is active again. Refused while a charge of it is in flight
-    (the outcome could still pay it)."""
+    (the outcome could still pay it).
+
+    Rows are locked in the order the billing run, cancellation and the invoice payment page use:
+    subscription, then billing cycle, then invoice (the other order deadlocked against a retry batch
+    on PostgreSQL)."""
     from recur.subscriptions.models import Subscription
 
+    sub_id, cycle_id = Invoice.objects.filter(pk=invoice.pk).values_list("subscription_id", "cycle_id").get()
+    sub = Subscription.objects.select_for_update().get(pk=sub_id) if sub_id else None
+    if cycle_id:
+        list(BillingCycle.objects.select_for_update().filter(pk=cycle_id))
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.status not in allowed:
         message = (_("status: invoice %(number)s is %(status)s; only an open or uncollectible invoice can be voided")
@@ -170,18 +196,15 @@ def _stop_collecting(actor, invoice: Invoice, status: str, allowed: tuple[str, .
                          "the rest off as uncollectible") % {"paid": shown_amount(invoice.amount_paid, invoice.currency),
                                                               "number": invoice.number},
                        field="amount_paid", code="invoice_partly_paid")
-    if PaymentAttempt.objects.filter(invoice=invoice, status__in=("started", "pending")).exists():
+    if payment_in_flight(invoice) is not None:
         raise Conflict(_("status: a payment of invoice %(number)s is in progress; try again when it has settled")
                        % {"number": invoice.number}, field="status", code="payment_in_flight")
     invoice = records.update(invoice, actor, {"status": status})
-    if invoice.cycle_id:
-        BillingCycle.objects.filter(pk=invoice.cycle_id).exclude(status="paid").update(status="void",
-                                                                                     next_retry_on=None)
-    if invoice.subscription_id:
-        sub = Subscription.objects.select_for_update().get(pk=invoice.subscription_id)
-        if sub.status == "past_due" and not _still_past_due(sub):
-            Subscription.objects.filter(pk=sub.pk).update(status="active", updated_at=clock.now())
-            records.log(sub, None, actor, "updated", {"status": ["past_due", "active"]})
+    if cycle_id:
+        BillingCycle.objects.filter(pk=cycle_id).exclude(status="paid").update(status="void", next_retry_on=None)
+    if sub is not None and sub.status == "past_due" and not _still_past_due(sub):
+        Subscription.objects.filter(pk=sub.pk).update(status="active", updated_at=clock.now())
+        records.log(sub, None, actor, "updated", {"status": ["past_due", "active"]})
     return invoice
 
 

@@ -30,6 +30,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from recur.billing.engine import install_id
 from recur.billing.models import BillingCycle, Invoice, Payment, PaymentAttempt
+from recur.billing.services import payment_in_flight
 from recur.checkout import links
 from recur.core import clock, records
 from recur.core.errors import Conflict, NotFound, ServiceError, ValidationFailed
@@ -104,12 +105,6 @@ def accepted_methods(record) -> list[str]:
     sub = record if isinstance(record, Subscription) else getattr(record, "subscription", None)
     chosen = list(getattr(sub, "accepted_payment_methods", None) or [])
     return [m for m in METHODS if m in chosen] or list(METHODS)
-
-
-def payment_in_flight(invoice: Invoice) -> PaymentAttempt | None:
-    """An attempt of this invoice whose outcome is not known yet (a charge under way, a pending bank debit)."""
-    return (PaymentAttempt.objects.filter(invoice=invoice, status__in=("started", "pending"))
-            .order_by("-pk").first())
 
 
 def payable(invoice: Invoice) -> bool:

@@ -162,6 +162,7 @@ def invoice_detail(request, pk):
         "lines": lines, "show_discount": any(x.discount for x in lines), "show_tax": any(x.tax for x in lines),
         "payments": payments, "attempts": attempts, "emails": emails, "form": form,
         "pdf": invoice_pdf_url(invoice), "hosted": invoice_url(invoice),
+        "can_void": billing.can_void(invoice), "can_write_off": billing.can_write_off(invoice),
         "history": history,
         "address": invoice.billing_address or {}, "tz": clock.account_zone().key,
     })
