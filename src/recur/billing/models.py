@@ -82,6 +82,14 @@ class Invoice(Record):
     def amount_due(self) -> int:
         return 0 if self.status in ("void", "uncollectible") else max(self.total - self.amount_paid, 0)
 
+    @staticmethod
+    def overdue_filter(today) -> models.Q:
+        """Open and past its due date: the invoices a seller chases (``is_overdue`` as a query)."""
+        return models.Q(status="open", due_date__lt=today)
+
+    def is_overdue(self, today) -> bool:
+        return self.status == "open" and self.due_date < today
+
     def __str__(self) -> str:
         return self.number
 

@@ -148,7 +148,7 @@ def invoice_page(request, token: str):
             problem = problem or unavailable
         bounced = _bounced_debit(invoice) if can_pay and not declined else None
     in_flight = payment_in_flight(invoice)
-    overdue = invoice.status == "open" and invoice.due_date < clock.today()
+    overdue = invoice.is_overdue(clock.today())
     context = {
         "invoice": invoice, "lines": list(invoice.lines.all()), "form": form, "declined": declined,
         "address_form": address_form,

@@ -54,13 +54,13 @@ def invoice_list(request):
     status = request.GET.get("status", "")
     today = clock.today()
     qs = Invoice.objects.select_related("contact", "subscription")
-    if status == "overdue":  # open and past its due date: the ones to chase
-        qs = qs.filter(status="open", due_date__lt=today)
+    if status == "overdue":
+        qs = qs.filter(Invoice.overdue_filter(today))
     elif status in INVOICE_BADGES:
         qs = qs.filter(status=status)
     rows, nxt = keyset(request, qs)
     for r in rows:
-        r.overdue = r.status == "open" and r.due_date < today
+        r.overdue = r.is_overdue(today)
         r.badge = "red" if r.overdue else INVOICE_BADGES.get(r.status, "grey")
         r.pdf = invoice_pdf_url(r)
     return render(request, "web/invoice_list.html", {
