@@ -53,6 +53,11 @@ def day(value: dt.date | None, lang: str) -> str:
     return format_date(value, format="long", locale=LOCALES[lang]) if value else ""
 
 
+def percent(rate, lang: str) -> str:
+    """A rate in percent (a Decimal such as 21.000) → ``21%`` / ``5,5%``."""
+    return f"{format_decimal(Decimal(rate).normalize(), locale=LOCALES[lang])}%"
+
+
 def address_lines(invoice) -> list[str]:
     """The invoice's billing address, else the contact's address."""
     addr = invoice.billing_address if isinstance(invoice.billing_address, dict) else {}
@@ -147,7 +152,7 @@ def _render(invoice, lang: str, seller: str) -> bytes:
                                                                  "end": day(ln.period_end, lang)}
         tax = money(ln.tax, cur, lang)
         if ln.tax_rate:
-            tax += f" ({format_decimal(ln.tax_rate.normalize(), locale=LOCALES[lang])}%)"
+            tax += f" ({percent(ln.tax_rate, lang)})"
         discount = [p("−" + money(ln.discount, cur, lang) if ln.discount else "—", "num")] if discounts else []
         rows.append([p(name), p(str(ln.quantity), "num"), p(money(ln.unit_price, cur, lang), "num"), *discount,
                      p(tax, "num"), p(money(ln.total, cur, lang), "num")])

@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 
 from babel.dates import format_date
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_currency
 from django import template
 from django.utils import translation
 
@@ -31,10 +31,13 @@ def amount(minor, currency) -> str:
 
 @register.filter
 def percent(rate) -> str:
-    """A rate in percent (a Decimal such as 21.000) → ``21%`` / ``5,5%``."""
+    """A rate in percent → ``21%`` / ``5,5%``, as on the invoice PDF (recur.billing.pdf.percent)."""
+    from recur.billing.pdf import percent as pdf_percent
+
     if rate is None or rate == "":
         return ""
-    return f"{format_decimal(Decimal(rate).normalize(), locale=_locale())}%"
+    lang = (translation.get_language() or "en")[:2]
+    return pdf_percent(rate, lang if lang in LOCALES else "en")
 
 
 @register.filter
