@@ -252,7 +252,8 @@ def main() -> int:
             t = time.perf_counter()
             make_subscriptions(args.n, today)
             setup = time.perf_counter() - t
-            copies = [copy_database(args.db, url, tag) for tag in ("before", "after")]
+            for tag in ("before", "after"):  # one by one: a failed second copy still drops the first
+                copies.append(copy_database(args.db, url, tag))
             with using(copies[0]):
                 before_s = run_baseline(args.n, today)
             engine_s, summary = run_engine(today)
