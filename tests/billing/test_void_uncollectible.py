@@ -96,3 +96,47 @@ def test_not_while_a_payment_is_in_flight(api, buyer, on):
     r = api.post(f"/invoices/{inv.pk}/void", {})
     assert r.status_code == 409 and r.json()["error"]["code"] == "payment_in_flight"
     assert Invoice.objects.get(pk=inv.pk).status == "open"
+
+
+def test_a_written_off_invoice_can_still_be_paid_by_bank_transfer(api, buyer, on):
+    """The buyer pays after all: a written-off invoice takes the payment; a part keeps it written off
+    (the rest is still not asked for), the whole of it makes it paid, its cycle paid and the payment
+    counts for the subscription."""
+    on(D(2027, 3, 1))
+    contact, _ = buyer(card=None)
+    s = create(api, contact, None, collection="manual", payment_terms="net_15")
+    inv = first_invoice(api, s["id"])
+    on(D(2027, 3, 20))
+    engine.run()
+    assert api.post(f"/invoices/{inv['id']}/mark-uncollectible", {}).json()["status"] == "uncollectible"
+    assert Subscription.objects.get(pk=s["id"]).status == "active"
+
+    r = api.post(f"/invoices/{inv['id']}/payments", {"amount": {"amount": "20.00", "currency": "EUR"}})
+    assert r.status_code == 201, r.content
+    got = Invoice.objects.get(pk=inv["id"])
+    assert (got.status, got.amount_paid, got.amount_due) == ("uncollectible", 2000, 0)
+    # never more than the part still unpaid
+    r = api.post(f"/invoices/{inv['id']}/payments", {"amount": {"amount": "29.01", "currency": "EUR"}})
+    assert r.status_code == 422 and r.json()["error"]["message"] == "amount: the invoice has 2900 (minor units) left to pay"
+    assert Invoice.objects.get(pk=inv["id"]).amount_paid == 2000
+
+    r = api.post(f"/invoices/{inv['id']}/payments", {"amount": {"amount": "29.00", "currency": "EUR"}})
+    assert r.status_code == 201, r.content
+    got = Invoice.objects.get(pk=inv["id"])
+    assert (got.status, got.amount_paid) == ("paid", 4900) and got.paid_at is not None
+    assert BillingCycle.objects.get(invoice__pk=inv["id"]).status == "paid"
+    sub = Subscription.objects.get(pk=s["id"])
+    assert (sub.status, sub.payments_made, sub.total_paid) == ("active", 1, 4900)
+    r = api.post(f"/invoices/{inv['id']}/payments", {"amount": {"amount": "1.00", "currency": "EUR"}})
+    assert r.status_code == 409 and r.json()["error"]["field"] == "status"
+
+
+def test_a_void_invoice_takes_no_payment(api, buyer, on):
+    on(D(2027, 3, 1))
+    contact, _ = buyer(card=None)
+    s = create(api, contact, None, collection="manual", payment_terms="net_15")
+    inv = first_invoice(api, s["id"])
+    api.post(f"/invoices/{inv['id']}/void", {})
+    r = api.post(f"/invoices/{inv['id']}/payments", {"amount": {"amount": "49.00", "currency": "EUR"}})
+    assert r.status_code == 409 and "void" in r.json()["error"]["message"]
+    assert Invoice.objects.get(pk=inv["id"]).amount_paid == 0

@@ -149,6 +149,17 @@ def test_write_off_keeps_what_was_paid(seller, manual_invoice, admin):
     assert "written off as uncollectible" in page and 'data-testid="status">Uncollectible<' in page
     inv.refresh_from_db()
     assert (inv.status, inv.amount_paid, inv.amount_due) == ("uncollectible", 10000, 0)
+    # the buyer pays after all: the form offers what was written off, a part keeps the rest written off
+    page = html(seller.get(f"/invoices/{inv.pk}/"))
+    assert "Record a payment" in page and "after the invoice was written off" in page and 'value="1110.00"' in page
+    r = seller.post(f"/invoices/{inv.pk}/", {"amount": "1110.01", "paid_on": "2027-03-10", "method": "bank_transfer"})
+    assert "At most €1,110.00 is still due" in html(r)
+    seller.post(f"/invoices/{inv.pk}/", {"amount": "110.00", "paid_on": "2027-03-10", "method": "bank_transfer"})
+    inv.refresh_from_db()
+    assert (inv.status, inv.amount_paid) == ("uncollectible", 21000)
+    seller.post(f"/invoices/{inv.pk}/", {"amount": "1000.00", "paid_on": "2027-03-10", "method": "bank_transfer"})
+    inv.refresh_from_db()
+    assert (inv.status, inv.amount_paid) == ("paid", 121000)
 
 
 def test_the_list_marks_overdue_invoices_and_filters_them(seller, manual_invoice, on):

@@ -322,9 +322,9 @@ def test_billing_errors_in_english_stay_word_for_word_and_dutch_shows_money(admi
     assert exc.value.message == ("method: moet een van deze waarden zijn: card, bank_account, bank_transfer, cash, "
                                  "cheque, other")
     billing.record_manual_payment(admin, manual_invoice, 121000)
-    for lang, text in (("en", f"status: invoice {manual_invoice.number} is paid; only open invoices take payments"),
-                       ("nl", f"status: factuur {manual_invoice.number} is betaald; alleen openstaande facturen "
-                              "nemen betalingen aan")):
+    for lang, text in (("en", f"status: invoice {manual_invoice.number} is paid; only open or uncollectible invoices take payments"),
+                       ("nl", f"status: factuur {manual_invoice.number} is betaald; alleen openstaande of oninbare "
+                              "facturen nemen betalingen aan")):
         with translation.override(lang), pytest.raises(ServiceError) as exc:
             billing.record_manual_payment(admin, manual_invoice, 100)
         assert exc.value.message == text and exc.value.code == "invoice_not_open"

@@ -82,6 +82,11 @@ class Invoice(Record):
     def amount_due(self) -> int:
         return 0 if self.status in ("void", "uncollectible") else max(self.total - self.amount_paid, 0)
 
+    @property
+    def amount_unpaid(self) -> int:
+        """What has not been paid, also of an invoice written off (which may still be paid after all)."""
+        return 0 if self.status == "void" else max(self.total - self.amount_paid, 0)
+
     @staticmethod
     def overdue_filter(today) -> models.Q:
         """Open and past its due date: the invoices a seller chases (``is_overdue`` as a query)."""

@@ -83,10 +83,13 @@ def refund_period(actor, sub, period_start: dt.date, amount: int, reason: str = 
 @transaction.atomic
 def record_manual_payment(actor, invoice: Invoice, amount: int, *, paid_on: dt.date | None = None,
                           method: str = "bank_transfer", reference: str = "") -> Payment:
-    """A payment the seller received outside the processor (bank transfer, cash, cheque)."""
-    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
-    if invoice.status not in ("open",):
-        raise Conflict(_("status: invoice %(number)s is %(status)s; only open invoices take payments")
+    """A payment the seller received outside the processor (bank transfer, cash, cheque), also on an
+    invoice written off as uncollectible (the buyer paid after all).
+
+    Rows are locked as void and write-off lock them (``_lock_invoice``)."""
+    invoice, _sub = _lock_invoice(invoice)
+    if invoice.status not in TAKES_PAYMENTS:
+        raise Conflict(_("status: invoice %(number)s is %(status)s; only open or uncollectible invoices take payments")
                        % {"number": invoice.number, "status": status_word(invoice)},
                        field="status", code="invoice_not_open")
     if method not in dict(Payment.METHODS):
@@ -94,9 +97,9 @@ def record_manual_payment(actor, invoice: Invoice, amount: int, *, paid_on: dt.d
                                field="method")
     if amount <= 0:
         raise ValidationFailed(_("amount: must be more than zero"), field="amount")
-    if amount > invoice.amount_due:
+    if amount > invoice.amount_unpaid:
         raise ValidationFailed(_("amount: the invoice has %(left)s left to pay")
-                               % {"left": shown_amount(invoice.amount_due, invoice.currency)}, field="amount")
+                               % {"left": shown_amount(invoice.amount_unpaid, invoice.currency)}, field="amount")
     paid_on = paid_on or clock.today()
     if paid_on > clock.today():
         raise ValidationFailed(_("paid_on: cannot be in the future"), field="paid_on")
@@ -111,6 +114,23 @@ def record_manual_payment(actor, invoice: Invoice, amount: int, *, paid_on: dt.d
     return payment
 
 
+# An uncollectible invoice is no longer asked for, but a payment that comes after all is booked on it.
+TAKES_PAYMENTS = ("open", "uncollectible")
+
+
+def _lock_invoice(invoice: Invoice):
+    """(invoice, its subscription or None), locked in the order the billing run, cancellation and the
+    invoice payment page use: subscription, then billing cycle, then invoice (the other order
+    deadlocked against a retry batch on PostgreSQL)."""
+    from recur.subscriptions.models import Subscription
+
+    sub_id, cycle_id = Invoice.objects.filter(pk=invoice.pk).values_list("subscription_id", "cycle_id").get()
+    sub = Subscription.objects.select_for_update().get(pk=sub_id) if sub_id else None
+    if cycle_id:
+        list(BillingCycle.objects.select_for_update().filter(pk=cycle_id))
+    return Invoice.objects.select_for_update().get(pk=invoice.pk), sub
+
+
 def settle_invoice_payment(invoice: Invoice, amount: int, payment: Payment) -> None:
     """Apply a succeeded payment to an invoice; a fully paid invoice may make its subscription active again."""
     from recur.subscriptions.models import Subscription
@@ -118,7 +138,8 @@ def settle_invoice_payment(invoice: Invoice, amount: int, payment: Payment) -> N
     now = clock.now()
     paid = invoice.amount_paid + amount
     full = paid >= invoice.total
-    records.update(invoice, None, {"amount_paid": paid, "status": "paid" if full else "open",
+    # A part payment leaves an open invoice open and a written-off one written off.
+    records.update(invoice, None, {"amount_paid": paid, "status": "paid" if full else invoice.status,
                                    "paid_at": now if full else None})
     if not full:
         return
@@ -173,18 +194,11 @@ def mark_uncollectible(actor, invoice: Invoice) -> Invoice:
 def _stop_collecting(actor, invoice: Invoice, status: str, allowed: tuple[str, ...]) -> Invoice:
     """Move an unpaid invoice to ``status``: its billing cycle stops (no more retries), and a subscription
     that was past due only because of it is active again. Refused while a charge of it is in flight
-    (the outcome could still pay it).
-
-    Rows are locked in the order the billing run, cancellation and the invoice payment page use:
-    subscription, then billing cycle, then invoice (the other order deadlocked against a retry batch
-    on PostgreSQL)."""
+    (the outcome could still pay it)."""
     from recur.subscriptions.models import Subscription
 
-    sub_id, cycle_id = Invoice.objects.filter(pk=invoice.pk).values_list("subscription_id", "cycle_id").get()
-    sub = Subscription.objects.select_for_update().get(pk=sub_id) if sub_id else None
-    if cycle_id:
-        list(BillingCycle.objects.select_for_update().filter(pk=cycle_id))
-    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    invoice, sub = _lock_invoice(invoice)
+    cycle_id = invoice.cycle_id
     if invoice.status not in allowed:
         message = (_("status: invoice %(number)s is %(status)s; only an open or uncollectible invoice can be voided")
                    if status == "void" else

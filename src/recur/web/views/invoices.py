@@ -118,16 +118,16 @@ def _change_rows(invoice, entry) -> list[tuple[str, str, str]]:
 def invoice_detail(request, pk):
     invoice = _invoice(pk)
     form = None
-    if invoice.status == "open" and invoice.amount_due > 0:
+    if invoice.status in billing.TAKES_PAYMENTS and invoice.amount_unpaid > 0:
         form = ManualPaymentForm(request.POST or None, initial={
-            "amount": wf.money_text(invoice.amount_due, invoice.currency), "paid_on": clock.today(),
+            "amount": wf.money_text(invoice.amount_unpaid, invoice.currency), "paid_on": clock.today(),
             "method": "bank_transfer"})
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             minor = wf.to_minor(data["amount"], invoice.currency, form, "amount")
-            if minor is not None and minor > invoice.amount_due:
+            if minor is not None and minor > invoice.amount_unpaid:
                 form.add_error("amount", _("At most %(left)s is still due on this invoice.") % {
-                    "left": money(invoice.amount_due, invoice.currency)})
+                    "left": money(invoice.amount_unpaid, invoice.currency)})
             elif minor is not None and minor <= 0:
                 form.add_error("amount", _("A payment must be more than zero."))
             elif minor is not None:
