@@ -87,7 +87,8 @@ def test_each_user_switches_admin_e_mails_and_super_admins_edit_the_account(sell
     assert "Subscription payment failed" in page and "Account e-mails" in page
     seller.post("/notifications/settings/", {"form": "user", "seller_receipt": "on", "admin_payment_failed": "on"})
     assert services.user_kinds(admin) == {
-        "seller_receipt": True, "admin_payment_succeeded": False, "admin_payment_failed": True}
+        "seller_receipt": True, "admin_payment_succeeded": False, "admin_payment_failed": True,
+        "admin_payment_to_refund": False}
 
     r = seller.post("/notifications/settings/", {"form": "account", "reminder_enabled": "on", "reminder_days": "0",
                                                  "sender_name": "Acme BV"})

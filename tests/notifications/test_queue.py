@@ -111,7 +111,8 @@ def test_notify_admins_queues_one_per_active_super_admin_who_wants_it(admin):
     assert services.notify_admins("admin_payment_succeeded", context=context, dedupe_key="paid:payment:7") == 0
     assert services.admin_recipients("admin_payment_succeeded") == [admin, nl_admin]
     assert services.user_kinds(quiet) == {
-        "seller_receipt": True, "admin_payment_succeeded": False, "admin_payment_failed": True}
+        "seller_receipt": True, "admin_payment_succeeded": False, "admin_payment_failed": True,
+        "admin_payment_to_refund": True}
     services.set_user_kind(quiet, "admin_payment_succeeded", True)
     assert services.notify_admins("admin_payment_succeeded", context=context) == 3
 

@@ -12,6 +12,7 @@ from recur.billing import engine
 from recur.billing.models import BillingCycle, Invoice, Payment, PaymentAttempt
 from recur.crm import services as crm
 from recur.notifications.models import OutboxMessage
+from recur.notifications.services import render
 from recur.payments import services as payments
 from recur.payments.models import BuiltinCharge
 from recur.payments.processor import ChargeResult
@@ -91,4 +92,42 @@ def test_a_late_success_of_an_invoice_paid_since_is_recorded_and_flagged(admin, 
     assert first.status == "succeeded"
     after = state(s["id"])
     assert after[:8] == before[:8] and after[8] == ["succeeded", "succeeded"] and after[9:] == before[9:]
-    assert "refund them by hand" in caplog.text
+    assert "nothing was due; refund the 4900 EUR by hand" in caplog.text
+    # and the seller's admins are told to refund it, with a link to the invoice
+    mail = OutboxMessage.objects.get(kind="admin_payment_to_refund")
+    assert mail.to_email == admin.email and mail.record_type == "payment"
+    assert mail.record_id == Payment.objects.get(attempt=first).pk
+    subject, text, _html = render(mail)
+    number = Invoice.objects.get(subscription_id=s["id"]).number
+    assert subject == "Payment to refund: €49.00 from Anna de Vries"
+    assert (f"A payment of €49.00 by Anna de Vries arrived after invoice {number} was paid already, so it was "
+            "received twice. Refund one of the payments.") in text
+    assert f"/invoices/{Invoice.objects.get(subscription_id=s['id']).pk}/" in text
+    # a redelivered outcome neither records nor tells it again
+    engine.record_results([ChargeResult(first.idempotency_key, "succeeded", first.charge_ref)])
+    assert OutboxMessage.objects.filter(kind="admin_payment_to_refund").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_late_success_of_a_voided_invoice_asks_the_admins_for_a_refund(admin, api, on):
+    on(D(2027, 3, 1))
+    contact = crm.create_contact(admin, {"name": "Anna de Vries", "email": "anna@example.nl", "language": "nl"})
+    failing = payments.add_payment_method(admin, contact, card("4000000000000341"))
+    s = subscribe(api, contact, failing)
+    first = PaymentAttempt.objects.get(invoice__subscription_id=s["id"])
+    invoice = Invoice.objects.get(subscription_id=s["id"])
+    assert api.post(f"/invoices/{invoice.pk}/void", {}).json()["status"] == "void"
+    admin.language = "nl"
+    admin.save(update_fields=["language"])
+
+    engine.record_results([ChargeResult(first.idempotency_key, "succeeded", first.charge_ref)])
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.amount_paid) == ("void", 0)  # a void invoice stays void
+    assert Payment.objects.get(attempt=first).status == "succeeded"
+    assert not OutboxMessage.objects.filter(kind="payment_receipt").exists()
+    mail = OutboxMessage.objects.get(kind="admin_payment_to_refund")
+    subject, text, html = render(mail)
+    assert subject == "Terug te betalen: € 49,00 van Anna de Vries"  # subjects are on one line, plain spaces
+    assert (f"Een betaling van €\xa049,00 door Anna de Vries kwam binnen nadat factuur {invoice.number} is "
+            "vervallen verklaard. Op die factuur is niets verschuldigd: betaal het bedrag terug.") in text
+    assert f"/invoices/{invoice.pk}/" in html

@@ -570,9 +570,9 @@ class _Recorder:
         for a in late:
             a["late"] = True
             if status.get(a["invoice_id"]) not in ("open", "uncollectible"):
-                a["overpaid"] = True
+                a["overpaid"] = status.get(a["invoice_id"])  # paid or void by now: the admins are told to refund it
                 log.warning("Payment attempt %s (key %s) succeeded after it was recorded as failed, but invoice %s "
-                            "is %s by now: the %s %s were received twice; refund them by hand", a["id"],
+                            "is %s by now: nothing was due; refund the %s %s by hand", a["id"],
                             a["idempotency_key"], a["invoice__number"], status.get(a["invoice_id"]), a["amount"],
                             a["currency"])
             else:
@@ -647,11 +647,14 @@ class _Recorder:
         _history([(s["id"], s["status0"], s["status"]) for s in changed], now_db)
 
     def _emails(self, a: dict, r: ChargeResult) -> None:
-        if r.status == "pending" or a.get("overpaid"):
+        if r.status == "pending":
             return
         sub = self.subs.get(a["invoice__subscription_id"])
         contact = {"name": a["invoice__contact__name"], "email": a["invoice__contact__email"],
                    "language": a["invoice__contact__language"]}
+        if a.get("overpaid"):
+            self._to_refund(a, sub, contact)
+            return
         ctx = {
             "subscription_name": sub["name"] if sub else a["invoice__number"], "customer_name": contact["name"],
             "customer_email": contact["email"] or "", "amount": _money(a["amount"], a["currency"]),
@@ -677,6 +680,19 @@ class _Recorder:
                    update_url=update_payment_method_url(sub["id"]) if sub else "")
         _buyer_email(self.emails, "payment_failed", contact, ctx, outbox.record_key("failed", pid), pid)
         self._admin_emails("admin_payment_failed", ctx, record, "admin_failed", pid)
+
+    def _to_refund(self, a: dict, sub: dict | None, contact: dict) -> None:
+        """Money that arrived for an invoice paid or voided since: no receipt to the buyer (nothing was
+        due), an e-mail asking the admins to refund it (besides the warning in the log)."""
+        from django.urls import reverse
+
+        ctx = {"customer_name": contact["name"], "amount": _money(a["amount"], a["currency"]),
+               "invoice_number": a["invoice__number"], "invoice_status": a["overpaid"], "paid_on": self.today_iso,
+               "subscription_name": sub["name"] if sub else "",
+               "payment_method": {"type": a["payment_method__type"], "brand": a["payment_method__brand"],
+                                  "last4": a["payment_method__last4"]} if a["payment_method_id"] else None,
+               "url": settings.RECUR_BASE_URL.rstrip("/") + reverse("invoice_detail", args=[a["invoice_id"]])}
+        self._admin_emails("admin_payment_to_refund", ctx, ("payment", a["payment_id"]), "to_refund", a["payment_id"])
 
     def _iso(self, day) -> str | None:
         """A date (or a date column's value) as the outbox's JSON writes it, memoised: periods repeat."""

@@ -24,6 +24,7 @@ ADMIN_KINDS = {
     "seller_receipt": _("New subscription paid"),
     "admin_payment_succeeded": _("Subscription payment succeeded"),
     "admin_payment_failed": _("Subscription payment failed"),
+    "admin_payment_to_refund": _("Payment to refund"),
 }
 # Kinds sent to the user who asked for them.
 USER_KINDS = {"export_ready": _("Export ready")}

@@ -103,6 +103,8 @@ CONTEXT_KEYS: dict[str, tuple[set[str], set[str]]] = {
                                 {"payment_method", "url"}),
     "admin_payment_failed": ({"subscription_name", "customer_name", "amount", "failed_on"},
                              {"reason", "reason_code", "next_retry_on", "url"}),
+    "admin_payment_to_refund": ({"customer_name", "amount", "invoice_number", "invoice_status", "paid_on"},
+                                {"subscription_name", "payment_method", "url"}),
     "subscription_canceled": ({"subscription_name", "mode", "canceled_on"}, {"ends_on", "refund", "open_due"}),
     "export_ready": ({"download_url", "expires_on"}, {"file_name", "row_count"}),
 }
