@@ -113,6 +113,27 @@ def test_a_failed_payment_gives_its_reason_in_the_buyers_language():
     assert "Reden: Insufficient funds" in render("payment_failed", "nl")[1]  # no code: as it was given
 
 
+def test_the_reason_follows_the_payment_method():
+    """Insufficient funds on a bank debit is about the bank account, not a card; the seller's copy
+    does not speak to the buyer ("your card")."""
+    bank = {"type": "bank_account", "brand": "", "last4": "6789"}
+    for kind in ("payment_failed", "admin_payment_failed"):
+        context = {**SAMPLES[kind], "reason": "Your card has insufficient funds.", "reason_code": "insufficient_funds"}
+        card_en, card_nl = render(kind, "en", context)[1], render(kind, "nl", context)[1]
+        bank_en, bank_nl = (render(kind, lang, {**context, "payment_method": bank})[1] for lang in ("en", "nl"))
+        assert "Reason: There is not enough money on the bank account." in bank_en
+        assert "Reden: Er staat niet genoeg geld op de bankrekening." in bank_nl
+        if kind == "payment_failed":
+            assert "Reason: Your card has insufficient funds." in card_en
+            assert "Reden: Het saldo op je kaart is onvoldoende." in card_nl
+        else:
+            assert "Reason: The card has insufficient funds." in card_en
+            assert "Reden: Het saldo op de kaart is onvoldoende." in card_nl
+    context = {**SAMPLES["admin_payment_failed"], "reason": "Your card was declined.", "reason_code": "card_declined"}
+    assert "Reason: The card was declined." in render("admin_payment_failed", "en", context)[1]
+    assert "Reden: De kaart is geweigerd." in render("admin_payment_failed", "nl", context)[1]
+
+
 def test_html_escapes_names_and_the_text_version_does_not():
     context = {**SAMPLES["admin_payment_failed"], "customer_name": "<script>alert(1)</script> & O'Brien"}
     subject, text, html = render("admin_payment_failed", "en", context)

@@ -83,7 +83,8 @@ def reason(attempt) -> str:
     """Why a charge failed, in the active language."""
     if attempt is None:
         return ""
-    return failure_reason(attempt.failure_code, attempt.failure_message)
+    method = attempt.payment_method if attempt.payment_method_id else None
+    return failure_reason(attempt.failure_code, attempt.failure_message, method.type if method else None)
 
 
 def _money(minor: int, currency: str) -> str:

@@ -1,5 +1,8 @@
 """Why a charge failed, in the reader's language: processors word their refusals in English, so a
-known failure code is told with our own (translated) words; an unknown one keeps the processor's."""
+known failure code is told with our own (translated) words; an unknown one keeps the processor's.
+
+The words depend on the payment method (insufficient funds on a bank debit is not a card problem)
+and on who reads them: the buyer ("your card") or the seller ("the card")."""
 
 from __future__ import annotations
 
@@ -13,10 +16,24 @@ REASONS = {
     "no_payment_method": gettext_lazy("No usable payment method is saved."),
     "processing_error": gettext_lazy("The payment could not be processed. Please try again."),
 }
+# A bank debit refused for a reason the processors share with cards.
+BANK_REASONS = {
+    "insufficient_funds": gettext_lazy("There is not enough money on the bank account."),
+}
+# The seller's e-mails speak of the buyer's card, not to the buyer.
+SELLER_REASONS = {
+    "card_declined": gettext_lazy("The card was declined."),
+    "insufficient_funds": gettext_lazy("The card has insufficient funds."),
+    "expired_card": gettext_lazy("The card has expired."),
+}
 
 
-def failure_reason(code: str | None, message: str | None) -> str:
-    """The reason for ``code`` in the active language, else the processor's ``message``, else a plain
+def failure_reason(code: str | None, message: str | None, method_type: str | None = None, *,
+                   seller: bool = False) -> str:
+    """The reason for ``code`` in the active language (worded for a bank account when ``method_type``
+    is one, and for the seller when ``seller``), else the processor's ``message``, else a plain
     "declined"."""
-    text = REASONS.get(code or "")
+    code = code or ""
+    text = (BANK_REASONS.get(code) if method_type == "bank_account" else None) \
+        or (SELLER_REASONS.get(code) if seller else None) or REASONS.get(code)
     return str(text) if text else (message or gettext("The payment was declined."))

@@ -44,13 +44,17 @@ def ldate(value: str | None, fmt: str = "long") -> str:
     return format_date(day, format=fmt, locale=_locale())
 
 
-@register.filter
-def reason(message: str | None, code: str | None = None) -> str:
-    """A failed payment's reason in the e-mail's language when its failure code is known
-    (``{{ reason|reason:reason_code }}``), else the processor's words as given."""
-    from recur.payments.reasons import failure_reason
+@register.simple_tag(takes_context=True)
+def failure_reason(context, seller: bool = False) -> str:
+    """A failed payment's reason (the context's ``reason``, ``reason_code`` and ``payment_method``) in
+    the e-mail's language when its failure code is known, else the processor's words as given:
+    ``{% failure_reason as why %}``, ``{% failure_reason seller=True as why %}`` in the seller's copy."""
+    from recur.payments.reasons import failure_reason as words
 
-    return failure_reason(code, message) if message or code else ""
+    message, code, method = context.get("reason"), context.get("reason_code"), context.get("payment_method")
+    if not (message or code):
+        return ""
+    return words(code, message, (method or {}).get("type"), seller=seller)
 
 
 @register.filter

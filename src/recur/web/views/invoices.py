@@ -19,6 +19,7 @@ from recur.billing.models import Invoice, Payment
 from recur.core import clock, records
 from recur.core.errors import ServiceError
 from recur.notifications.models import OutboxMessage
+from recur.payments.reasons import failure_reason
 from recur.web import forms as wf
 from recur.web.templatetags.recur import money
 
@@ -150,6 +151,9 @@ def invoice_detail(request, pk):
     for a in attempts:
         a.badge = ATTEMPT_BADGES.get(a.status, "grey")
         a.label = ATTEMPT_LABELS.get(a.status, a.status)
+        a.reason = failure_reason(a.failure_code, a.failure_message,
+                                  a.payment_method.type if a.payment_method else None, seller=True) \
+            if a.status == "failed" else ""
     lines = list(invoice.lines.all())
     history = list(records.history("invoice", invoice.pk).select_related("actor").order_by("-at", "-id")[:50])
     for h in history:

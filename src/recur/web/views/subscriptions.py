@@ -25,6 +25,7 @@ from recur.core import clock, records
 from recur.core.errors import NotFound, ServiceError
 from recur.core.money import format_amount, line_amounts
 from recur.notifications.models import OutboxMessage
+from recur.payments.reasons import failure_reason
 from recur.subscriptions import services
 from recur.subscriptions import status as rules
 from recur.subscriptions.models import CANCEL_MODES, Subscription
@@ -254,6 +255,9 @@ FIELD_OBJECTS = {f.name: f for f in Subscription._meta.get_fields()}
 def _timeline(sub, payments, invoices, refunds, emails):
     events = []
     for p in payments:
+        if p.status == "failed":  # the seller's words for a known failure code, else the processor's
+            p.reason = failure_reason(p.attempt.failure_code if p.attempt_id else "", p.failure_message, p.method,
+                                      seller=True)
         events.append({"at": p.created_at, "kind": "payment", "obj": p})
     for i in invoices:
         events.append({"at": i.created_at, "kind": "invoice", "obj": i})
@@ -284,7 +288,7 @@ def _timeline(sub, payments, invoices, refunds, emails):
 
 
 def detail_context(sub: Subscription) -> dict:
-    payments = list(Payment.objects.filter(subscription=sub).select_related("invoice").order_by("-pk")[:100])
+    payments = list(Payment.objects.filter(subscription=sub).select_related("invoice", "attempt").order_by("-pk")[:100])
     invoices = list(Invoice.objects.filter(subscription=sub).order_by("-pk")[:100])
     refunds = list(Refund.objects.filter(payment__subscription=sub).select_related("payment").order_by("-pk")[:100])
     emails = list(OutboxMessage.objects.filter(
