@@ -172,3 +172,26 @@ def test_the_list_marks_overdue_invoices_and_filters_them(seller, manual_invoice
     assert '<span class="badge red">Overdue</span>' in page
     assert f'href="/invoices/{inv.pk}/"' in html(seller.get("/invoices/?status=overdue"))
     assert f'href="/invoices/{inv.pk}/"' in html(seller.get("/invoices/?status=open"))
+
+
+def test_an_invoice_whose_bank_debit_is_under_way_is_not_overdue(seller, admin, contact, make_sub, on):
+    """A bank debit takes days to settle; meanwhile its invoice is open past its due date but nobody
+    needs to chase it (the billing run does not count it either)."""
+    from recur.billing.models import PaymentAttempt
+    from recur.payments import services as payments
+    from tests.payments.conftest import bank
+
+    on(D(2027, 3, 1))
+    pm = payments.add_payment_method(admin, contact, bank())
+    sub = make_sub(pm=pm)
+    inv = Invoice.objects.get(subscription=sub)
+    assert PaymentAttempt.objects.get(invoice=inv).status == "pending"
+    on(D(2027, 3, 2))
+    assert inv.due_date < D(2027, 3, 2) and Invoice.objects.get(pk=inv.pk).status == "open"
+    page = html(seller.get("/invoices/"))
+    assert f'href="/invoices/{inv.pk}/"' in page and ">Overdue</span>" not in page
+    assert f'href="/invoices/{inv.pk}/"' not in html(seller.get("/invoices/?status=overdue"))
+    # the debit fails: now it is overdue
+    PaymentAttempt.objects.filter(invoice=inv).update(status="failed")
+    assert '<span class="badge red">Overdue</span>' in html(seller.get("/invoices/"))
+    assert f'href="/invoices/{inv.pk}/"' in html(seller.get("/invoices/?status=overdue"))

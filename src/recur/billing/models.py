@@ -15,6 +15,9 @@ from recur.core.models import Record
 from recur.subscriptions.models import PAYMENT_TERMS
 
 
+# Attempt statuses whose outcome is not known yet.
+IN_FLIGHT = ("started", "pending")
+
 class InvoiceSequence(models.Model):
     """The last invoice number used in a year; its row lock keeps numbers gapless."""
 
@@ -88,12 +91,24 @@ class Invoice(Record):
         return 0 if self.status == "void" else max(self.total - self.amount_paid, 0)
 
     @staticmethod
+    def in_flight() -> models.Exists:
+        """An attempt of the invoice whose outcome is not known yet (a charge under way, a pending bank
+        debit), as a query expression (``annotate(in_flight=Invoice.in_flight())``)."""
+        return models.Exists(PaymentAttempt.objects.filter(invoice=models.OuterRef("pk"), status__in=IN_FLIGHT))
+
+    @staticmethod
     def overdue_filter(today) -> models.Q:
-        """Open and past its due date: the invoices a seller chases (``is_overdue`` as a query)."""
-        return models.Q(status="open", due_date__lt=today)
+        """Open and past its due date, and no payment of it under way: the invoices a seller chases
+        (``is_overdue`` as a query)."""
+        return models.Q(status="open", due_date__lt=today) & ~models.Q(Invoice.in_flight())
 
     def is_overdue(self, today) -> bool:
-        return self.status == "open" and self.due_date < today
+        if not (self.status == "open" and self.due_date < today):
+            return False
+        in_flight = getattr(self, "in_flight_", None)  # annotated by a list, else asked
+        if in_flight is None:
+            in_flight = self.attempts.filter(status__in=IN_FLIGHT).exists()
+        return not in_flight
 
     def __str__(self) -> str:
         return self.number

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils.translation import gettext as _
 
-from recur.billing.models import BillingCycle, Invoice, InvoiceLine, Payment, PaymentAttempt, Refund
+from recur.billing.models import IN_FLIGHT, BillingCycle, Invoice, InvoiceLine, Payment, PaymentAttempt, Refund
 from recur.core import clock, records
 from recur.core.errors import Conflict, ValidationFailed, shown_amount
 from recur.payments.processor import get_processor
@@ -161,7 +161,7 @@ def settle_invoice_payment(invoice: Invoice, amount: int, payment: Payment) -> N
 
 def payment_in_flight(invoice: Invoice) -> PaymentAttempt | None:
     """An attempt of this invoice whose outcome is not known yet (a charge under way, a pending bank debit)."""
-    return (PaymentAttempt.objects.filter(invoice=invoice, status__in=("started", "pending"))
+    return (PaymentAttempt.objects.filter(invoice=invoice, status__in=IN_FLIGHT)
             .order_by("-pk").first())
 
 

@@ -54,7 +54,7 @@ def keyset(request, qs):
 def invoice_list(request):
     status = request.GET.get("status", "")
     today = clock.today()
-    qs = Invoice.objects.select_related("contact", "subscription")
+    qs = Invoice.objects.select_related("contact", "subscription").annotate(in_flight_=Invoice.in_flight())
     if status == "overdue":
         qs = qs.filter(Invoice.overdue_filter(today))
     elif status in INVOICE_BADGES:
