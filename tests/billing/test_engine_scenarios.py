@@ -200,6 +200,24 @@ def test_cancel_at_end_of_period(api, buyer, on):
     assert Subscription.objects.get(pk=s["id"]).status == "canceled"
 
 
+def test_canceling_at_once_after_an_end_of_period_cancellation_tells_the_buyer_again(api, buyer, on):
+    """The buyer was told the subscription ends on 1 April; the seller then cancels it at once with a
+    refund: a second e-mail says it ended today (not on 1 April) and gives the refund."""
+    on(D(2027, 3, 1))
+    contact, pm = buyer()
+    s = create(api, contact, pm)
+    on(D(2027, 3, 10))
+    api.post(f"/subscriptions/{s['id']}/cancel", {"mode": "end_of_period", "confirm": True})
+    on(D(2027, 3, 20))
+    r = api.post(f"/subscriptions/{s['id']}/cancel", {"mode": "refund_unused", "confirm": True})
+    assert r.status_code == 200 and r.json()["status"] == "canceled", r.content
+    mails = list(OutboxMessage.objects.filter(kind="subscription_canceled").order_by("pk"))
+    assert [(m.context["mode"], m.context["ends_on"]) for m in mails] == [
+        ("end_of_period", "2027-04-01"), ("refund_unused", "2027-03-20")]
+    assert mails[1].context["refund"] == {"amount_minor": 1897, "currency": "EUR"}  # 4900 × 12 ÷ 31 = 1896.77
+    assert Subscription.objects.get(pk=s["id"]).ends_on() == D(2027, 3, 20)
+
+
 def test_pause_and_resume_skip_the_paused_periods(api, buyer, on):
     on(D(2027, 3, 1))
     contact, pm = buyer()

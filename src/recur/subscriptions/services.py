@@ -489,9 +489,10 @@ def cancel(actor, sub: Subscription, mode: str, confirm: bool) -> tuple[Subscrip
     c = sub.contact
     if c.email:
         outbox.queue_email("subscription_canceled", c.email, to_name=c.name, language=c.language,
-                           record=("subscription", sub.pk), dedupe_key=f"canceled:{sub.pk}",
+                           # one per mode: an end-of-period notice may be followed by a cancellation at once
+                           record=("subscription", sub.pk), dedupe_key=f"canceled:{sub.pk}:{mode}",
                            context={"subscription_name": sub.name, "mode": mode, "canceled_on": clock.today(),
-                                    "ends_on": sub.cancel_at or clock.today(),
+                                    "ends_on": sub.ends_on() or clock.today(),
                                     "refund": outbox.money(refunded, sub.currency) if refunded else None,
                                     "open_due": outbox.money(preview["open_due"], sub.currency)
                                     if preview["open_due"] else None})
