@@ -110,7 +110,7 @@ def record_manual_payment(actor, invoice: Invoice, amount: int, *, paid_on: dt.d
         "reference": reference[:200], "paid_on": paid_on,
         "period_start": cycle.period_start if cycle else None, "period_end": cycle.period_end if cycle else None,
     })
-    settle_invoice_payment(invoice, amount, payment)
+    settle_invoice_payment(invoice, amount, payment, actor)
     return payment
 
 
@@ -131,15 +131,16 @@ def _lock_invoice(invoice: Invoice):
     return Invoice.objects.select_for_update().get(pk=invoice.pk), sub
 
 
-def settle_invoice_payment(invoice: Invoice, amount: int, payment: Payment) -> None:
-    """Apply a succeeded payment to an invoice; a fully paid invoice may make its subscription active again."""
+def settle_invoice_payment(invoice: Invoice, amount: int, payment: Payment, actor=None) -> None:
+    """Apply a succeeded payment to an invoice; a fully paid invoice may make its subscription active again.
+    ``actor``: who recorded the payment (none: the system), in the change history."""
     from recur.subscriptions.models import Subscription
 
     now = clock.now()
     paid = invoice.amount_paid + amount
     full = paid >= invoice.total
     # A part payment leaves an open invoice open and a written-off one written off.
-    records.update(invoice, None, {"amount_paid": paid, "status": "paid" if full else invoice.status,
+    records.update(invoice, actor, {"amount_paid": paid, "status": "paid" if full else invoice.status,
                                    "paid_at": now if full else None})
     if not full:
         return
@@ -156,7 +157,7 @@ def settle_invoice_payment(invoice: Invoice, amount: int, payment: Payment) -> N
             fields["status"] = "active"
         Subscription.objects.filter(pk=sub.pk).update(**fields, updated_at=now)
         if fields.get("status"):
-            records.log(sub, None, None, "updated", {"status": ["past_due", "active"]})
+            records.log(sub, None, actor, "updated", {"status": ["past_due", "active"]})
 
 
 def payment_in_flight(invoice: Invoice) -> PaymentAttempt | None:
