@@ -61,3 +61,26 @@ def test_seller_creates_a_contact_and_converts_a_deal(page, shot):  # noqa: F811
     sub = Subscription.objects.get()
     assert sub.amount == 14700 and sub.contact_id == anna.pk
     shot("deal-converted")
+
+
+def test_choosing_a_contact_in_the_wizard_fills_in_its_company(page):  # noqa: F811
+    admin = create_user("seller@example.com", "correct-horse-9", super_admin=True, name="Sam Seller")
+    anna = crm.create_contact(admin, {"name": "Anna de Vries", "email": "anna@example.nl"})
+    bert = crm.create_contact(admin, {"name": "Bert Jansen", "email": "bert@example.nl"})
+    acme = crm.create_company(admin, {"name": "Acme BV"})
+    globex = crm.create_company(admin, {"name": "Globex NV"})
+    records.associate(admin, anna, acme)
+    records.associate(admin, bert, globex)
+    page.goto(page.base + "/login/")
+    page.fill("#id_username", "seller@example.com")
+    page.fill("#id_password", "correct-horse-9")
+    page.click("button[type=submit]")
+    page.goto(page.base + "/subscriptions/new/")
+    company = page.locator("#id_company")
+    page.locator("#id_contact").select_option(str(anna.pk))
+    page.wait_for_function("document.querySelector('select[name=company]').value !== ''")
+    assert company.input_value() == str(acme.pk)
+    # a company once chosen is kept when the contact changes
+    page.locator("#id_contact").select_option(str(bert.pk))
+    page.wait_for_timeout(500)
+    assert company.input_value() == str(acme.pk)

@@ -567,6 +567,19 @@ def test_wizard_add_item_and_prefill_from_a_contact(seller, contact, card, on, a
     assert seller.get(f"/contacts/{contact.pk}/payment-methods.json").json()["items"][0]["id"] == card.pk
 
 
+def test_choosing_a_contact_offers_its_company(seller, contact, admin):
+    """The wizard's contact picker (JavaScript) asks for the contact's payment methods and its company,
+    which fills the empty Company field."""
+    from recur.core import records
+    from recur.crm import services as crm
+
+    assert seller.get(f"/contacts/{contact.pk}/payment-methods.json").json()["company"] is None
+    acme = crm.create_company(admin, {"name": "Acme BV"})
+    records.associate(admin, contact, acme)
+    assert seller.get(f"/contacts/{contact.pk}/payment-methods.json").json()["company"] == {
+        "id": acme.pk, "label": "Acme BV"}
+
+
 # --- record cards, association, lists, settings, Dutch ------------------------------------------------------
 
 

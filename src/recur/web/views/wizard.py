@@ -194,5 +194,10 @@ def contact_search(request):
 def contact_payment_methods(request, pk):
     from recur.payments.models import PaymentMethod
 
+    from recur.core import records
+
     rows = PaymentMethod.objects.filter(contact_id=pk, removed_at__isnull=True).order_by("-pk")
-    return JsonResponse({"items": [{"id": m.pk, "label": wf.method_label(m)} for m in rows]})
+    contact = Contact.objects.filter(pk=pk).first()
+    company = records.associated(contact, "company").first() if contact else None  # as ?contact= prefills it
+    return JsonResponse({"items": [{"id": m.pk, "label": wf.method_label(m)} for m in rows],
+                         "company": {"id": company.pk, "label": company.name} if company else None})
