@@ -21,6 +21,7 @@ from recur.core.errors import ServiceError
 from recur.notifications.models import OutboxMessage
 from recur.payments.reasons import failure_reason
 from recur.web import forms as wf
+from recur.web.history import shown_value
 from recur.web.templatetags.recur import money
 
 PAGE = 50
@@ -96,23 +97,9 @@ def _change_rows(invoice, entry) -> list[tuple[str, str, str]]:
     """An update's changes as (label, old, new) in the reader's terms: amounts as money, statuses by name."""
     if entry.action != "updated" or not entry.changes:
         return []
-    statuses = dict(Invoice.STATUSES)
-    rows = []
-    for name, pair in entry.changes.items():
-        if name not in FIELD_LABELS or not isinstance(pair, (list, tuple)) or len(pair) != 2:
-            continue
-        shown = []
-        for value in pair:
-            if value is None:
-                shown.append("—")
-            elif name in MONEY_FIELDS:
-                shown.append(money(value, invoice.currency))
-            elif name == "status":
-                shown.append(str(statuses.get(value, value)))
-            else:
-                shown.append(str(value))
-        rows.append((str(FIELD_LABELS[name]), *shown))
-    return rows
+    return [(str(FIELD_LABELS[name]), *(shown_value(Invoice, name, v, invoice.currency, MONEY_FIELDS) for v in pair))
+            for name, pair in entry.changes.items()
+            if name in FIELD_LABELS and isinstance(pair, (list, tuple)) and len(pair) == 2]
 
 
 @login_required

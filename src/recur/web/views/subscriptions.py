@@ -9,7 +9,6 @@ import datetime as dt
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import models
 from django.db.models import Q
 from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
@@ -32,6 +31,7 @@ from recur.subscriptions.models import CANCEL_MODES, Subscription
 from recur.web import forms as wf
 from recur.web import services as web_services
 from recur.web import subscription_index as ix
+from recur.web.history import shown_value
 from recur.web.templatetags.recur import money
 
 
@@ -227,29 +227,7 @@ FIELD_LABELS = {f.name: f.verbose_name for f in Subscription._meta.get_fields() 
 
 
 def _pretty(sub, name, value):
-    if value in (None, "", [], {}):
-        return "—"
-    if name in ("amount", "total_paid") and isinstance(value, int):
-        return money(value, sub.currency)
-    field = FIELD_OBJECTS.get(name)
-    if field is not None and getattr(field, "choices", None):
-        return dict(field.choices).get(value, value)
-    if isinstance(field, models.DateField) and isinstance(value, str):  # stored as ISO text in the history
-        try:
-            if isinstance(field, models.DateTimeField):
-                moment = dt.datetime.fromisoformat(value).astimezone(clock.account_zone())
-                return formats.date_format(moment, "DATETIME_FORMAT")
-            return formats.date_format(dt.date.fromisoformat(value), "DATE_FORMAT")
-        except ValueError:
-            return value
-    if isinstance(value, dict):
-        return ", ".join(str(v) for v in value.values() if v)
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    return value
-
-
-FIELD_OBJECTS = {f.name: f for f in Subscription._meta.get_fields()}
+    return shown_value(Subscription, name, value, sub.currency, {"amount", "total_paid"})
 
 
 def _timeline(sub, payments, invoices, refunds, emails):
