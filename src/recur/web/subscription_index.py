@@ -26,7 +26,7 @@ from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django.utils import formats
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from recur.core.money import parse_amount
 from recur.crm.models import BILLING_FREQUENCIES, BILLING_TERMS
@@ -57,12 +57,15 @@ class Column:
 COLUMNS: dict[str, Column] = {c.key: c for c in [
     Column("name", gettext_lazy("Name"), "text", "name"),
     Column("status", gettext_lazy("Status"), "choice", "status", choices=tuple(STATUSES)),
-    Column("contact", gettext_lazy("Contact"), "contact", "contact__name"),
+    Column("contact", pgettext_lazy("subscription column", "Contact"), "contact", "contact__name"),
     Column("company", gettext_lazy("Company"), "company", "company__name", nullable=True),
     Column("amount", gettext_lazy("Amount per period"), "money", "amount"),
-    Column("billing_frequency", gettext_lazy("Billing frequency"), "choice", "billing_frequency",
-           choices=tuple(BILLING_FREQUENCIES)),
-    Column("next_payment_date", gettext_lazy("Next payment date"), "date", "next_payment_date", nullable=True),
+    # Column headings in the "subscription column" context have shorter Dutch words than the forms'
+    # ("Frequentie", not "Factureringsfrequentie"), so the index fits its columns.
+    Column("billing_frequency", pgettext_lazy("subscription column", "Billing frequency"), "choice",
+           "billing_frequency", choices=tuple(BILLING_FREQUENCIES)),
+    Column("next_payment_date", pgettext_lazy("subscription column", "Next payment date"), "date",
+           "next_payment_date", nullable=True),
     Column("start_date", gettext_lazy("Start date"), "date", "start_date"),
     Column("owner", gettext_lazy("Owner"), "owner", "owner__name", nullable=True),
     Column("end_date", gettext_lazy("End date"), "date", "end_date", nullable=True),
