@@ -115,6 +115,8 @@ def test_a_written_off_invoice_can_still_be_paid_by_bank_transfer(api, buyer, on
     assert r.status_code == 201, r.content
     got = Invoice.objects.get(pk=inv["id"])
     assert (got.status, got.amount_paid, got.amount_due) == ("uncollectible", 2000, 0)
+    out = api.get(f"/invoices/{inv['id']}").json()
+    assert out["amount_due"]["amount"] == "0.00" and out["amount_unpaid"]["amount"] == "29.00"  # what it still takes
     # never more than the part still unpaid
     r = api.post(f"/invoices/{inv['id']}/payments", {"amount": {"amount": "29.01", "currency": "EUR"}})
     assert r.status_code == 422 and r.json()["error"]["message"] == "amount: the invoice has 2900 (minor units) left to pay"

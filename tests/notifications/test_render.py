@@ -131,6 +131,10 @@ def test_the_reason_follows_the_payment_method():
             assert "Reden: Het saldo op de kaart is onvoldoende." in card_nl
     context = {**SAMPLES["admin_payment_failed"], "reason": "Your card was declined.", "reason_code": "card_declined"}
     assert "Reason: The card was declined." in render("admin_payment_failed", "en", context)[1]
+    # a debit reported with a card's code (Stripe's default) is still about the bank account
+    for kind in ("payment_failed", "admin_payment_failed"):
+        text = render(kind, "en", {**context, "payment_method": bank})[1]
+        assert "Reason: The bank account could not be debited." in text
     assert "Reden: De kaart is geweigerd." in render("admin_payment_failed", "nl", context)[1]
 
 

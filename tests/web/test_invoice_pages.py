@@ -103,6 +103,12 @@ def test_charge_attempts_show_the_decline_reason(seller, admin, contact, make_su
     page = html(seller.get(f"/invoices/{inv.pk}/"))
     assert "Charge attempts" in page and "<td>The card was declined.</td>" in page
     assert Subscription.objects.get(pk=sub.pk).status == "past_due"
+    # the subscription's activity gives the same reason, in the seller's language
+    assert "The card was declined." in html(seller.get(f"/subscriptions/{sub.pk}/"))
+    admin.language = "nl"
+    admin.save(update_fields=["language"])
+    page = html(seller.get(f"/subscriptions/{sub.pk}/"))
+    assert "De kaart is geweigerd." in page and "Your card was declined." not in page
 
 
 def test_invoice_page_in_dutch_and_unknown_invoice(seller, admin, manual_invoice):
@@ -153,7 +159,7 @@ def test_write_off_keeps_what_was_paid(seller, manual_invoice, admin):
     page = html(seller.get(f"/invoices/{inv.pk}/"))
     assert "Record a payment" in page and "after the invoice was written off" in page and 'value="1110.00"' in page
     r = seller.post(f"/invoices/{inv.pk}/", {"amount": "1110.01", "paid_on": "2027-03-10", "method": "bank_transfer"})
-    assert "At most €1,110.00 is still due" in html(r)
+    assert "At most €1,110.00 of this invoice is unpaid." in html(r)
     seller.post(f"/invoices/{inv.pk}/", {"amount": "110.00", "paid_on": "2027-03-10", "method": "bank_transfer"})
     inv.refresh_from_db()
     assert (inv.status, inv.amount_paid) == ("uncollectible", 21000)

@@ -3,6 +3,7 @@ deal line items and converts it to a subscription from the deal page (R-OBJ-1, R
 test-artifacts/."""
 
 import pytest
+from playwright.sync_api import expect
 
 from recur.core import records
 from recur.core.auth import create_user
@@ -67,6 +68,7 @@ def test_choosing_a_contact_in_the_wizard_fills_in_its_company(page):  # noqa: F
     admin = create_user("seller@example.com", "correct-horse-9", super_admin=True, name="Sam Seller")
     anna = crm.create_contact(admin, {"name": "Anna de Vries", "email": "anna@example.nl"})
     bert = crm.create_contact(admin, {"name": "Bert Jansen", "email": "bert@example.nl"})
+    cleo = crm.create_contact(admin, {"name": "Cleo Smit", "email": "cleo@example.nl"})  # no company
     acme = crm.create_company(admin, {"name": "Acme BV"})
     globex = crm.create_company(admin, {"name": "Globex NV"})
     records.associate(admin, anna, acme)
@@ -77,10 +79,18 @@ def test_choosing_a_contact_in_the_wizard_fills_in_its_company(page):  # noqa: F
     page.click("button[type=submit]")
     page.goto(page.base + "/subscriptions/new/")
     company = page.locator("#id_company")
-    page.locator("#id_contact").select_option(str(anna.pk))
-    page.wait_for_function("document.querySelector('select[name=company]').value !== ''")
-    assert company.input_value() == str(acme.pk)
-    # a company once chosen is kept when the contact changes
-    page.locator("#id_contact").select_option(str(bert.pk))
-    page.wait_for_timeout(500)
-    assert company.input_value() == str(acme.pk)
+
+    def choose(contact):
+        with page.expect_response(lambda r: r.url.endswith(f"/contacts/{contact.pk}/payment-methods.json")):
+            page.locator("#id_contact").select_option(str(contact.pk))
+        page.wait_for_load_state("networkidle")
+
+    choose(anna)
+    expect(company).to_have_value(str(acme.pk))
+    choose(bert)  # filled in for Anna: follows the contact
+    expect(company).to_have_value(str(globex.pk))
+    choose(cleo)  # no company of her own: cleared
+    expect(company).to_have_value("")
+    company.select_option(str(acme.pk))  # chosen by the seller: kept whoever the contact is
+    choose(bert)
+    expect(company).to_have_value(str(acme.pk))

@@ -25,6 +25,8 @@ def invoice_out(i: Invoice) -> dict:
         "due_date": iso(i.due_date), "total": money_out(i.total, i.currency),
         "subtotal": money_out(i.subtotal, i.currency), "tax": money_out(i.tax, i.currency),
         "amount_paid": money_out(i.amount_paid, i.currency), "amount_due": money_out(i.amount_due, i.currency),
+        # what has not been paid, also of a written-off invoice (which still takes a late payment)
+        "amount_unpaid": money_out(i.amount_unpaid, i.currency),
         "subscription_id": i.subscription_id, "contact_id": i.contact_id, "payment_terms": i.payment_terms,
         "url": invoice_url(i), "pdf_url": invoice_url(i) + "pdf/",
         "lines": [{"name": ln.name, "quantity": ln.quantity, "unit_price": money_out(ln.unit_price, i.currency),

@@ -490,11 +490,12 @@ class _Recorder:
         ]
         if not attempts:
             return
-        self._late_successes([a for a in attempts if a["status"] == "failed"])
         sub_ids = sorted({a["invoice__subscription_id"] for a in attempts if a["invoice__subscription_id"]})
+        # Subscriptions locked before invoices, as manual payments, void and write-off lock them.
         self.subs = {r[0]: dict(zip(_SUB_STATE, r)) for r in fetch_in(
             f"SELECT {', '.join(_SUB_STATE)} FROM subscriptions_subscription WHERE id IN ({{in}})", sub_ids,
             tail=" ORDER BY id" + _lock_clause())}
+        self._late_successes([a for a in attempts if a["status"] == "failed"])
         for s in self.subs.values():
             s["status0"], s["paid"] = s["status"], False
         self.failed_cycles = defaultdict(set)
@@ -504,9 +505,14 @@ class _Recorder:
         v = self.v = db_adapter()
         now_db, today_db = v(self.now), v(self.today)
         self.now_db = now_db
-        self.overdue = defaultdict(set)  # subscription → its overdue manual invoices
-        for sid, iid in fetch_in("SELECT subscription_id, id FROM billing_invoice WHERE status = 'open'"
-                                 " AND collection = 'manual' AND due_date < %s AND subscription_id IN ({in})",
+        # Subscription → its overdue manual invoices (as ``Invoice.overdue_filter``: a payment of it
+        # under way does not make it overdue; the attempts this batch records are not under way any more).
+        self.overdue = defaultdict(set)
+        mine = ", ".join(str(int(a["id"])) for a in attempts)
+        for sid, iid in fetch_in("SELECT subscription_id, id FROM billing_invoice i WHERE status = 'open'"
+                                 " AND collection = 'manual' AND due_date < %s AND NOT EXISTS (SELECT 1 FROM"
+                                 " billing_paymentattempt f WHERE f.invoice_id = i.id AND f.status IN"
+                                 f" ('started', 'pending') AND f.id NOT IN ({mine})) AND subscription_id IN ({{in}})",
                                  sub_ids, [today_db]):
             self.overdue[sid].add(iid)
         earlier = dict(fetch_in("SELECT attempt_id, id FROM billing_payment WHERE attempt_id IN ({in})",
@@ -562,40 +568,56 @@ class _Recorder:
 
     def _late_successes(self, late: list[dict]) -> None:
         """Attempts recorded ``failed`` whose money arrived after all: lock their invoices (after the
-        attempts, as every recorder does) and see which can still be paid by them."""
+        attempts and subscriptions, as every recorder does) and see how much of it they still take. An
+        invoice paid or voided since takes nothing (``overpaid``); one paid in part by hand since takes
+        what is left (``applied``), and the rest is ``surplus``: both are for the admins to refund."""
         if not late:
             return
-        status = dict(Invoice.objects.select_for_update().filter(pk__in=sorted({a["invoice_id"] for a in late}))
-                      .order_by("pk").values_list("pk", "status"))
+        invoices = {pk: [status, total, paid] for pk, status, total, paid in Invoice.objects.select_for_update()
+                    .filter(pk__in=sorted({a["invoice_id"] for a in late})).order_by("pk")
+                    .values_list("pk", "status", "total", "amount_paid")}
         for a in late:
             a["late"] = True
-            if status.get(a["invoice_id"]) not in ("open", "uncollectible"):
-                a["overpaid"] = status.get(a["invoice_id"])  # paid or void by now: the admins are told to refund it
+            status, total, paid = invoices.get(a["invoice_id"], (None, 0, 0))
+            if status not in ("open", "uncollectible"):
+                a["overpaid"] = status  # paid or void by now
                 log.warning("Payment attempt %s (key %s) succeeded after it was recorded as failed, but invoice %s "
                             "is %s by now: nothing was due; refund the %s %s by hand", a["id"],
-                            a["idempotency_key"], a["invoice__number"], status.get(a["invoice_id"]), a["amount"],
-                            a["currency"])
+                            a["idempotency_key"], a["invoice__number"], status, a["amount"], a["currency"])
+                continue
+            a["applied"] = min(a["amount"], max(total - paid, 0))
+            a["settles"] = "paid" if paid + a["applied"] >= total else status
+            if a["applied"] < a["amount"]:
+                a["surplus"] = a["amount"] - a["applied"]
+                log.warning("Payment attempt %s (key %s) succeeded after it was recorded as failed, but only %s %s of "
+                            "invoice %s was still unpaid: refund the other %s by hand", a["id"], a["idempotency_key"],
+                            a["applied"], a["currency"], a["invoice__number"], a["surplus"])
             else:
                 log.warning("Payment attempt %s (key %s) succeeded after it was recorded as failed: invoice %s is "
-                            "paid now", a["id"], a["idempotency_key"], a["invoice__number"])
-                status[a["invoice_id"]] = "paid"  # a second late success of the same invoice pays it no more
+                            "%s now", a["id"], a["idempotency_key"], a["invoice__number"], a["settles"])
+            invoices[a["invoice_id"]] = [a["settles"], total, paid + a["applied"]]  # a second one takes what is left
 
     def _succeeded(self, a: dict) -> None:
         self.summary.charged += 1
+        sub = self.subs.get(a["invoice__subscription_id"])
+        if sub is not None:  # what was received, whatever it pays (a refund takes it back)
+            sub["total_paid"] += a["amount"]
+            sub["paid"] = True
         if a.get("overpaid"):
             return  # the invoice was settled otherwise: only the payment itself is recorded
-        self.invoice_rows.append((a["amount"], "paid", self.now_db, self.now_db, a["invoice_id"]))
+        settles = a.get("settles", "paid")  # a charge pays its invoice; a late one what is left of it
+        self.invoice_rows.append((a.get("applied", a["amount"]), settles, self.now_db if settles == "paid" else None,
+                                  self.now_db, a["invoice_id"]))
+        if settles != "paid":
+            return
         if a["cycle_id"]:
             # A late success is the outcome of a try already counted; it also ends the cycle's retries.
             tries = a["cycle__attempts"] if a.get("late") else a["cycle__attempts"] + 1
             self.cycle_rows.append(("paid", tries, None, a["cycle_id"]))
-        sub = self.subs.get(a["invoice__subscription_id"])
         if sub is None:
             return
         a["first"] = sub["payments_made"] == 0
         sub["payments_made"] += 1 if a["cycle_id"] else 0  # a proration charge is not a scheduled payment
-        sub["total_paid"] += a["amount"]
-        sub["paid"] = True
         failed, overdue = self.failed_cycles.get(sub["id"]), self.overdue.get(sub["id"])
         if failed:
             failed.discard(a["cycle_id"])
@@ -659,8 +681,7 @@ class _Recorder:
             "subscription_name": sub["name"] if sub else a["invoice__number"], "customer_name": contact["name"],
             "customer_email": contact["email"] or "", "amount": _money(a["amount"], a["currency"]),
             "period_start": self._iso(a["cycle__period_start"]), "period_end": self._iso(a["cycle__period_end"]),
-            "payment_method": {"type": a["payment_method__type"], "brand": a["payment_method__brand"],
-                               "last4": a["payment_method__last4"]} if a["payment_method_id"] else None,
+            "payment_method": _method(a),
         }
         pid = a["payment_id"]
         record = ("payment", pid)
@@ -670,6 +691,8 @@ class _Recorder:
             self._admin_emails("admin_payment_succeeded", ctx, record, "admin_ok", pid)
             if a.get("first"):
                 self._admin_emails("seller_receipt", ctx, record, "seller_receipt", pid)
+            if a.get("surplus"):
+                self._to_refund(a, sub, contact)
             return
         if a["buyer_initiated"]:
             return  # the buyer saw the decline on the page
@@ -682,16 +705,17 @@ class _Recorder:
         self._admin_emails("admin_payment_failed", ctx, record, "admin_failed", pid)
 
     def _to_refund(self, a: dict, sub: dict | None, contact: dict) -> None:
-        """Money that arrived for an invoice paid or voided since: no receipt to the buyer (nothing was
-        due), an e-mail asking the admins to refund it (besides the warning in the log)."""
+        """A late success the invoice did not need, or not all of it: an e-mail asking the admins to refund
+        it (besides the warning in the log). Paid or voided since: all of it, and no receipt to the buyer
+        (nothing was due); paid in part by hand since: the ``surplus`` (the buyer has a receipt)."""
         from django.urls import reverse
 
         ctx = {"customer_name": contact["name"], "amount": _money(a["amount"], a["currency"]),
-               "invoice_number": a["invoice__number"], "invoice_status": a["overpaid"], "paid_on": self.today_iso,
-               "subscription_name": sub["name"] if sub else "",
-               "payment_method": {"type": a["payment_method__type"], "brand": a["payment_method__brand"],
-                                  "last4": a["payment_method__last4"]} if a["payment_method_id"] else None,
+               "invoice_number": a["invoice__number"], "invoice_status": a.get("overpaid") or a["settles"],
+               "paid_on": self.today_iso, "subscription_name": sub["name"] if sub else "", "payment_method": _method(a),
                "url": settings.RECUR_BASE_URL.rstrip("/") + reverse("invoice_detail", args=[a["invoice_id"]])}
+        if a.get("surplus"):
+            ctx.update(surplus=_money(a["surplus"], a["currency"]), unpaid=_money(a["applied"], a["currency"]))
         self._admin_emails("admin_payment_to_refund", ctx, ("payment", a["payment_id"]), "to_refund", a["payment_id"])
 
     def _iso(self, day) -> str | None:
@@ -713,6 +737,12 @@ class _Recorder:
              "record": record, "dedupe_key": f"{outbox.record_key(dedupe, payment_id)}:user:{u.pk}"}
             for u in admins
         ]
+
+
+def _method(a: dict) -> dict | None:
+    """An attempt's payment method as the e-mails show it."""
+    return {"type": a["payment_method__type"], "brand": a["payment_method__brand"],
+            "last4": a["payment_method__last4"]} if a["payment_method_id"] else None
 
 
 def _buyer_email(emails: list, kind: str, contact: dict, context: dict, dedupe: str, payment_id: int) -> None:
@@ -818,7 +848,7 @@ def _lifecycle(today: dt.date, summary: Summary) -> None:
         summary.expired += _set_status(expiring, "expired", now)
         changes += [(i, "active", "expired") for i in expiring]
         # Manual invoices not paid by their due date make the subscription past due.
-        overdue = Invoice.objects.filter(status="open", collection="manual", due_date__lt=today,
+        overdue = Invoice.objects.filter(Invoice.overdue_filter(today), collection="manual",
                                          subscription__status="active").values("subscription_id")
         overdue = [i for i, in _claim(Subscription.objects.filter(pk__in=overdue, status="active").order_by("pk"),
                                       None, ("pk",), skip_locked=False)]

@@ -18,6 +18,7 @@ from recur.subscriptions.models import PAYMENT_TERMS
 # Attempt statuses whose outcome is not known yet.
 IN_FLIGHT = ("started", "pending")
 
+
 class InvoiceSequence(models.Model):
     """The last invoice number used in a year; its row lock keeps numbers gapless."""
 
@@ -93,7 +94,7 @@ class Invoice(Record):
     @staticmethod
     def in_flight() -> models.Exists:
         """An attempt of the invoice whose outcome is not known yet (a charge under way, a pending bank
-        debit), as a query expression (``annotate(in_flight=Invoice.in_flight())``)."""
+        debit), as a query expression: ``annotate(in_flight_=Invoice.in_flight())`` spares ``is_overdue`` a query."""
         return models.Exists(PaymentAttempt.objects.filter(invoice=models.OuterRef("pk"), status__in=IN_FLIGHT))
 
     @staticmethod

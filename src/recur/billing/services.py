@@ -87,11 +87,12 @@ def record_manual_payment(actor, invoice: Invoice, amount: int, *, paid_on: dt.d
     invoice written off as uncollectible (the buyer paid after all).
 
     Rows are locked as void and write-off lock them (``_lock_invoice``)."""
-    invoice, _sub = _lock_invoice(invoice)
+    invoice, sub = _lock_invoice(invoice)
     if invoice.status not in TAKES_PAYMENTS:
         raise Conflict(_("status: invoice %(number)s is %(status)s; only open or uncollectible invoices take payments")
                        % {"number": invoice.number, "status": status_word(invoice)},
                        field="status", code="invoice_not_open")
+    _refuse_in_flight(invoice)  # its outcome could pay the invoice a second time
     if method not in dict(Payment.METHODS):
         raise ValidationFailed(_("method: must be one of %(choices)s") % {"choices": ", ".join(dict(Payment.METHODS))},
                                field="method")
@@ -110,7 +111,7 @@ def record_manual_payment(actor, invoice: Invoice, amount: int, *, paid_on: dt.d
         "reference": reference[:200], "paid_on": paid_on,
         "period_start": cycle.period_start if cycle else None, "period_end": cycle.period_end if cycle else None,
     })
-    settle_invoice_payment(invoice, amount, payment, actor)
+    settle_invoice_payment(invoice, amount, payment, actor, sub=sub)
     return payment
 
 
@@ -131,9 +132,12 @@ def _lock_invoice(invoice: Invoice):
     return Invoice.objects.select_for_update().get(pk=invoice.pk), sub
 
 
-def settle_invoice_payment(invoice: Invoice, amount: int, payment: Payment, actor=None) -> None:
-    """Apply a succeeded payment to an invoice; a fully paid invoice may make its subscription active again.
-    ``actor``: who recorded the payment (none: the system), in the change history."""
+def settle_invoice_payment(invoice: Invoice, amount: int, payment: Payment, actor=None, *, sub=None) -> None:
+    """Apply a succeeded payment booked outside the billing run to its invoice and subscription, as the
+    billing run does for a charge: what was received counts in ``total_paid`` at once (a part too),
+    a scheduled payment in ``payments_made`` once its invoice is paid, and a paid invoice may make its
+    subscription active again. ``actor``: who booked it (none: the system), in the change history;
+    ``sub``: the subscription, already locked by the caller."""
     from recur.subscriptions.models import Subscription
 
     now = clock.now()
@@ -141,23 +145,22 @@ def settle_invoice_payment(invoice: Invoice, amount: int, payment: Payment, acto
     full = paid >= invoice.total
     # A part payment leaves an open invoice open and a written-off one written off.
     records.update(invoice, actor, {"amount_paid": paid, "status": "paid" if full else invoice.status,
-                                   "paid_at": now if full else None})
-    if not full:
-        return
-    if invoice.cycle_id:
+                                    "paid_at": now if full else None})
+    if full and invoice.cycle_id:
         BillingCycle.objects.filter(pk=invoice.cycle_id).update(status="paid", next_retry_on=None)
-    if invoice.subscription_id:
+    if not invoice.subscription_id:
+        return
+    if sub is None:
         sub = Subscription.objects.select_for_update().get(pk=invoice.subscription_id)
-        sub.payments_made += 1
-        sub.total_paid += paid
-        sub.last_payment_date = payment.paid_on
-        fields = {"payments_made": sub.payments_made, "total_paid": sub.total_paid,
-                  "last_payment_date": sub.last_payment_date}
-        if sub.status == "past_due" and not _still_past_due(sub):
-            fields["status"] = "active"
-        Subscription.objects.filter(pk=sub.pk).update(**fields, updated_at=now)
-        if fields.get("status"):
-            records.log(sub, None, actor, "updated", {"status": ["past_due", "active"]})
+    fields = {"total_paid": sub.total_paid + amount,
+              "last_payment_date": max(sub.last_payment_date or payment.paid_on, payment.paid_on)}
+    if full and invoice.cycle_id:  # a proration invoice is not a scheduled payment (as in the billing run)
+        fields["payments_made"] = sub.payments_made + 1
+    if full and sub.status == "past_due" and not _still_past_due(sub):
+        fields["status"] = "active"
+    Subscription.objects.filter(pk=sub.pk).update(**fields, updated_at=now)
+    if fields.get("status"):
+        records.log(sub, None, actor, "updated", {"status": ["past_due", "active"]})
 
 
 def payment_in_flight(invoice: Invoice) -> PaymentAttempt | None:
@@ -211,9 +214,7 @@ def _stop_collecting(actor, invoice: Invoice, status: str, allowed: tuple[str, .
                          "the rest off as uncollectible") % {"paid": shown_amount(invoice.amount_paid, invoice.currency),
                                                               "number": invoice.number},
                        field="amount_paid", code="invoice_partly_paid")
-    if payment_in_flight(invoice) is not None:
-        raise Conflict(_("status: a payment of invoice %(number)s is in progress; try again when it has settled")
-                       % {"number": invoice.number}, field="status", code="payment_in_flight")
+    _refuse_in_flight(invoice)
     invoice = records.update(invoice, actor, {"status": status})
     if cycle_id:
         BillingCycle.objects.filter(pk=cycle_id).exclude(status="paid").update(status="void", next_retry_on=None)
@@ -223,10 +224,17 @@ def _stop_collecting(actor, invoice: Invoice, status: str, allowed: tuple[str, .
     return invoice
 
 
+def _refuse_in_flight(invoice: Invoice) -> None:
+    if payment_in_flight(invoice) is not None:
+        raise Conflict(_("status: a payment of invoice %(number)s is in progress; try again when it has settled")
+                       % {"number": invoice.number}, field="status", code="payment_in_flight")
+
+
 def _still_past_due(sub) -> bool:
-    today = clock.today()
+    """A failed charge or an overdue manual invoice (one definition: ``Invoice.overdue_filter``)."""
     return (BillingCycle.objects.filter(subscription=sub, status="failed").exists()
-            or Invoice.objects.filter(subscription=sub, status="open", collection="manual", due_date__lt=today).exists())
+            or Invoice.objects.filter(Invoice.overdue_filter(clock.today()), subscription=sub,
+                                      collection="manual").exists())
 
 
 @transaction.atomic

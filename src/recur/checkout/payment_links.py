@@ -737,7 +737,6 @@ def _failure_emails(session, attempt, result: ChargeResult, contact, subs, pays)
            "reason": result.failure_message, "reason_code": result.failure_code, "next_retry_on": retry,
            # No subscription to update: the invoice's own page takes another card or account.
            "update_url": update_payment_method_url(subs[0].pk) if subs else invoice_url(pays[0].invoice_id)}
-    ctx.pop("payment_method")
     email = contact.email or session.buyer.get("email")
     if email:
         outbox.queue_email("payment_failed", email, to_name=contact.name, language=contact.language or "en",

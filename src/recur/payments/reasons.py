@@ -16,15 +16,20 @@ REASONS = {
     "no_payment_method": gettext_lazy("No usable payment method is saved."),
     "processing_error": gettext_lazy("The payment could not be processed. Please try again."),
 }
-# A bank debit refused for a reason the processors share with cards.
+# A bank debit refused for a reason the processors share with cards, or given a card's code (Stripe
+# reports a failure without a code as card_declined).
 BANK_REASONS = {
     "insufficient_funds": gettext_lazy("There is not enough money on the bank account."),
+    "card_declined": REASONS["debit_failed"],
+    "generic_decline": REASONS["debit_failed"],
+    "expired_card": REASONS["debit_failed"],
 }
 # The seller's e-mails speak of the buyer's card, not to the buyer.
 SELLER_REASONS = {
     "card_declined": gettext_lazy("The card was declined."),
     "insufficient_funds": gettext_lazy("The card has insufficient funds."),
     "expired_card": gettext_lazy("The card has expired."),
+    "processing_error": gettext_lazy("The payment could not be processed."),
 }
 
 

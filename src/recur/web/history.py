@@ -4,6 +4,7 @@ dates in the account's time zone and the reader's format; shared by the record p
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from django.db import models
 from django.utils import formats
@@ -36,5 +37,6 @@ def shown_value(model: type[models.Model], name: str, value, currency: str, mone
     return str(value)
 
 
+@functools.lru_cache(maxsize=None)
 def _fields(model: type[models.Model]) -> dict:
     return {f.name: f for f in model._meta.get_fields()}

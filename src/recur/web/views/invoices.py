@@ -114,8 +114,9 @@ def invoice_detail(request, pk):
             data = form.cleaned_data
             minor = wf.to_minor(data["amount"], invoice.currency, form, "amount")
             if minor is not None and minor > invoice.amount_unpaid:
-                form.add_error("amount", _("At most %(left)s is still due on this invoice.") % {
-                    "left": money(invoice.amount_unpaid, invoice.currency)})
+                message = (_("At most %(left)s of this invoice is unpaid.") if invoice.status == "uncollectible"
+                           else _("At most %(left)s is still due on this invoice."))
+                form.add_error("amount", message % {"left": money(invoice.amount_unpaid, invoice.currency)})
             elif minor is not None and minor <= 0:
                 form.add_error("amount", _("A payment must be more than zero."))
             elif minor is not None:

@@ -105,13 +105,9 @@ def subscription_new(request):
         g = request.GET
         initial = {k: g.get(k) for k in ("contact", "company", "deal") if (g.get(k) or "").isdigit()}
         if initial.get("contact") and not initial.get("company"):
-            contact = Contact.objects.filter(pk=initial["contact"]).first()
-            if contact:
-                from recur.core import records
-
-                company = records.associated(contact, "company").first()
-                if company:
-                    initial["company"] = company.pk
+            company = _contact_company(initial["contact"])
+            if company:
+                initial["company"] = company.pk
         if initial.get("contact"):
             contact = Contact.objects.filter(pk=initial["contact"]).first()
             if contact:
@@ -194,10 +190,16 @@ def contact_search(request):
 def contact_payment_methods(request, pk):
     from recur.payments.models import PaymentMethod
 
-    from recur.core import records
-
     rows = PaymentMethod.objects.filter(contact_id=pk, removed_at__isnull=True).order_by("-pk")
-    contact = Contact.objects.filter(pk=pk).first()
-    company = records.associated(contact, "company").first() if contact else None  # as ?contact= prefills it
+    company = _contact_company(pk)  # the wizard fills it in, as ?contact= does
     return JsonResponse({"items": [{"id": m.pk, "label": wf.method_label(m)} for m in rows],
                          "company": {"id": company.pk, "label": company.name} if company else None})
+
+
+def _contact_company(contact_id):
+    """The company the contact is associated with (the first), or None."""
+    from recur.core import records
+
+    contact = Contact.objects.filter(pk=contact_id).first()
+    return records.associated(contact, "company").first() if contact else None
+
