@@ -21,13 +21,19 @@ def first_invoice(api, sub_id):
     return api.get(f"/subscriptions/{sub_id}/invoices").json()["items"][-1]
 
 
-def test_void_an_overdue_manual_invoice_clears_past_due(api, buyer, on):
+def overdue_manual(api, buyer, on):
+    """A manual subscription (net 15) whose first invoice is overdue on 20 March: (its JSON, the invoice's)."""
     on(D(2027, 3, 1))
     contact, _ = buyer(card=None)
     s = create(api, contact, None, collection="manual", payment_terms="net_15")
     inv = first_invoice(api, s["id"])
     on(D(2027, 3, 20))
     engine.run()
+    return s, inv
+
+
+def test_void_an_overdue_manual_invoice_clears_past_due(api, buyer, on):
+    s, inv = overdue_manual(api, buyer, on)
     assert Subscription.objects.get(pk=s["id"]).status == "past_due"
     r = api.post(f"/invoices/{inv['id']}/void", {})
     assert r.status_code == 200, r.content
@@ -102,12 +108,7 @@ def test_a_written_off_invoice_can_still_be_paid_by_bank_transfer(api, buyer, on
     """The buyer pays after all: a written-off invoice takes the payment; a part keeps it written off
     (the rest is still not asked for), the whole of it makes it paid, its cycle paid and the payment
     counts for the subscription."""
-    on(D(2027, 3, 1))
-    contact, _ = buyer(card=None)
-    s = create(api, contact, None, collection="manual", payment_terms="net_15")
-    inv = first_invoice(api, s["id"])
-    on(D(2027, 3, 20))
-    engine.run()
+    s, inv = overdue_manual(api, buyer, on)
     assert api.post(f"/invoices/{inv['id']}/mark-uncollectible", {}).json()["status"] == "uncollectible"
     assert Subscription.objects.get(pk=s["id"]).status == "active"
 
