@@ -11,7 +11,8 @@ import pytest
 
 from recur.billing import engine
 from recur.billing import services as billing
-from recur.billing.models import Invoice, Payment
+from recur.billing.models import Invoice, Payment, PaymentAttempt
+from recur.payments.processor import ChargeResult
 from recur.subscriptions.models import Subscription
 from recur.payments import services as payments
 from tests.billing.conftest import CARDS, create
@@ -95,10 +96,8 @@ def test_no_booking_by_hand_while_a_bank_debit_is_under_way(api, buyer, on, admi
 
 
 def test_a_manual_invoice_paid_by_a_bank_debit_under_way_does_not_make_it_past_due(api, buyer, on, admin):
-    """The buyer pays a manual invoice by bank debit on its due date: while the debit settles the
-    subscription is not past due (the invoice list does not call it overdue either); if it fails, it is."""
-    from recur.billing.models import PaymentAttempt
-
+    """The buyer pays a manual invoice by bank debit on its due date: while the debit settles the next
+    billing runs do not make the subscription past due; once it has failed, they do."""
     sid, inv = manual(api, buyer, on)  # net 30: due 31 March
     on(D(2027, 3, 31))
     attempt = PaymentAttempt.objects.create(invoice=inv, attempt_no=1, idempotency_key="buyer-debit-1",
@@ -107,7 +106,30 @@ def test_a_manual_invoice_paid_by_a_bank_debit_under_way_does_not_make_it_past_d
     on(D(2027, 4, 1))
     engine.run()
     assert figures(sid)[0] == "active"
-    PaymentAttempt.objects.filter(pk=attempt.pk).update(status="failed")
+    engine.record_results([ChargeResult(attempt.idempotency_key, "failed", "", "debit_failed", "Refused")])
     on(D(2027, 4, 2))
     engine.run()
     assert figures(sid)[0] == "past_due"
+
+
+@pytest.mark.parametrize("other, status", [("pending", "active"), ("failed", "past_due")])
+def test_paying_one_overdue_invoice_while_the_other_is_being_paid(api, buyer, on, other, status):
+    """Two overdue manual invoices; the buyer pays one by card and the other by bank debit, recorded
+    together: the card pays the first; a debit still under way leaves the second not overdue (the
+    subscription is active again), a refused one leaves it overdue (still past due)."""
+    sid, first = manual(api, buyer, on)
+    on(D(2027, 4, 1))
+    engine.run()
+    second = Invoice.objects.filter(subscription_id=sid).exclude(pk=first.pk).get()
+    on(D(2027, 5, 2))
+    engine.run()
+    assert figures(sid)[0] == "past_due"
+    tries = [PaymentAttempt.objects.create(invoice=inv, attempt_no=1, idempotency_key=f"buyer-{inv.pk}",
+                                           amount=inv.total, currency="EUR", buyer_initiated=True,
+                                           created_at=inv.created_at) for inv in (first, second)]
+    engine.record_results([ChargeResult(tries[0].idempotency_key, "succeeded", "ch_1"),
+                           ChargeResult(tries[1].idempotency_key, other, "ch_2",
+                                        *(("debit_failed", "Refused") if other == "failed" else ()))])
+    assert Invoice.objects.get(pk=first.pk).status == "paid"
+    assert figures(sid)[0] == status
+

@@ -162,7 +162,7 @@ def test_a_late_success_after_a_part_was_paid_by_hand_pays_the_rest_and_asks_to_
     _subject, text, _html = render(mail)
     assert (f"A payment of €49.00 by Anna de Vries arrived for invoice {invoice.number}, of which only €29.00 was "
             "still unpaid (the rest had been paid otherwise meanwhile). Refund the €20.00 received too much.") in text
-    assert "Amount to refund: €20.00" in text
+    assert "Amount to refund: €20.00" in text and _subject == "Payment to refund: €20.00 from Anna de Vries"
     # the seller refunds the surplus (here: returns the transfer; this test card's charge is failed at the
     # processor, which would refuse its refund): the figures add up again
     billing.refund_payment(admin, Payment.objects.get(invoice=invoice, method="bank_transfer"), 2000)

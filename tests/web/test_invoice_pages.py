@@ -197,6 +197,14 @@ def test_an_invoice_whose_bank_debit_is_under_way_is_not_overdue(seller, admin, 
     page = html(seller.get("/invoices/"))
     assert f'href="/invoices/{inv.pk}/"' in page and ">Overdue</span>" not in page
     assert f'href="/invoices/{inv.pk}/"' not in html(seller.get("/invoices/?status=overdue"))
+    # its page books nothing meanwhile (the debit could pay it twice), and says why
+    page = html(seller.get(f"/invoices/{inv.pk}/"))
+    assert 'data-testid="in-flight"' in page and "Record a payment" not in page
+    assert f'/invoices/{inv.pk}/void/"' not in page and f'/invoices/{inv.pk}/uncollectible/"' not in page
+    page = html(seller.post(f"/invoices/{inv.pk}/", {"amount": "49.00", "paid_on": "2027-03-02",
+                                                    "method": "bank_transfer"}, follow=True))
+    assert f"A payment of invoice {inv.number} is under way" in page
+    assert Invoice.objects.get(pk=inv.pk).amount_paid == 0
     # the debit fails: now it is overdue
     PaymentAttempt.objects.filter(invoice=inv).update(status="failed")
     assert '<span class="badge red">Overdue</span>' in html(seller.get("/invoices/"))

@@ -447,12 +447,13 @@ _ATTEMPT_FIELDS = (
     "payment_method_id", "invoice__subscription_id", "invoice__contact_id", "invoice__owner_id", "invoice__number",
     "cycle__period_start", "cycle__period_end", "cycle__attempts", "payment_method__type", "payment_method__brand",
     "payment_method__last4", "invoice__contact__name", "invoice__contact__email", "invoice__contact__language",
-    "buyer_initiated", "invoice__collection",
+    "buyer_initiated", "invoice__collection", "invoice__status", "invoice__total", "invoice__amount_paid",
 )
 _ATTEMPT_SQL = (
     "SELECT a.id, a.idempotency_key, a.status, a.amount, a.currency, a.charge_ref, a.invoice_id, a.cycle_id,"
     " a.payment_method_id, i.subscription_id, i.contact_id, i.owner_id, i.number, c.period_start, c.period_end,"
-    " c.attempts, pm.type, pm.brand, pm.last4, ct.name, ct.email, ct.language, a.buyer_initiated, i.collection"
+    " c.attempts, pm.type, pm.brand, pm.last4, ct.name, ct.email, ct.language, a.buyer_initiated, i.collection,"
+    " i.status, i.total, i.amount_paid"
     " FROM billing_paymentattempt a JOIN billing_invoice i ON i.id = a.invoice_id"
     " LEFT JOIN billing_billingcycle c ON c.id = a.cycle_id"
     " LEFT JOIN payments_paymentmethod pm ON pm.id = a.payment_method_id"
@@ -495,6 +496,7 @@ class _Recorder:
         self.subs = {r[0]: dict(zip(_SUB_STATE, r)) for r in fetch_in(
             f"SELECT {', '.join(_SUB_STATE)} FROM subscriptions_subscription WHERE id IN ({{in}})", sub_ids,
             tail=" ORDER BY id" + _lock_clause())}
+        self.invoices: dict[int, list] = {}  # invoice → [status, total, amount_paid] as this batch leaves it
         self._late_successes([a for a in attempts if a["status"] == "failed"])
         for s in self.subs.values():
             s["status0"], s["paid"] = s["status"], False
@@ -506,14 +508,15 @@ class _Recorder:
         now_db, today_db = v(self.now), v(self.today)
         self.now_db = now_db
         # Subscription → its overdue manual invoices (as ``Invoice.overdue_filter``: a payment of it
-        # under way does not make it overdue; the attempts this batch records are not under way any more).
+        # under way does not make it overdue; the attempts this batch settles are not under way any more).
         self.overdue = defaultdict(set)
-        mine = ", ".join(str(int(a["id"])) for a in attempts)
+        settled = [a["id"] for a in attempts if self.by_key[a["idempotency_key"]].status != "pending"]
+        not_mine = f" AND f.id NOT IN ({', '.join(['%s'] * len(settled))})" if settled else ""
         for sid, iid in fetch_in("SELECT subscription_id, id FROM billing_invoice i WHERE status = 'open'"
                                  " AND collection = 'manual' AND due_date < %s AND NOT EXISTS (SELECT 1 FROM"
                                  " billing_paymentattempt f WHERE f.invoice_id = i.id AND f.status IN"
-                                 f" ('started', 'pending') AND f.id NOT IN ({mine})) AND subscription_id IN ({{in}})",
-                                 sub_ids, [today_db]):
+                                 f" ('started', 'pending'){not_mine}) AND subscription_id IN ({{in}})",
+                                 sub_ids, [today_db, *settled]):
             self.overdue[sid].add(iid)
         earlier = dict(fetch_in("SELECT attempt_id, id FROM billing_payment WHERE attempt_id IN ({in})",
                                 [a["id"] for a in attempts if a["status"] in ("pending", "failed")]))
@@ -567,46 +570,60 @@ class _Recorder:
         self.summary.emails_queued += outbox.queue_many(self.emails)
 
     def _late_successes(self, late: list[dict]) -> None:
-        """Attempts recorded ``failed`` whose money arrived after all: lock their invoices (after the
-        attempts and subscriptions, as every recorder does) and see how much of it they still take. An
-        invoice paid or voided since takes nothing (``overpaid``); one paid in part by hand since takes
-        what is left (``applied``), and the rest is ``surplus``: both are for the admins to refund."""
+        """Attempts recorded ``failed`` whose money arrived after all: lock their cycles and invoices
+        (after the attempts and subscriptions; cycles before invoices, as the invoice payment page
+        does) and take the invoices' state as it is now, for ``_takes``."""
         if not late:
             return
-        invoices = {pk: [status, total, paid] for pk, status, total, paid in Invoice.objects.select_for_update()
-                    .filter(pk__in=sorted({a["invoice_id"] for a in late})).order_by("pk")
-                    .values_list("pk", "status", "total", "amount_paid")}
+        list(BillingCycle.objects.select_for_update().filter(pk__in=sorted({a["cycle_id"] for a in late
+                                                                             if a["cycle_id"]})).order_by("pk"))
+        for pk, status, total, paid in (Invoice.objects.select_for_update()
+                                        .filter(pk__in=sorted({a["invoice_id"] for a in late})).order_by("pk")
+                                        .values_list("pk", "status", "total", "amount_paid")):
+            self.invoices[pk] = [status, total, paid]
         for a in late:
             a["late"] = True
-            status, total, paid = invoices.get(a["invoice_id"], (None, 0, 0))
-            if status not in ("open", "uncollectible"):
-                a["overpaid"] = status  # paid or void by now
-                log.warning("Payment attempt %s (key %s) succeeded after it was recorded as failed, but invoice %s "
-                            "is %s by now: nothing was due; refund the %s %s by hand", a["id"],
-                            a["idempotency_key"], a["invoice__number"], status, a["amount"], a["currency"])
-                continue
-            a["applied"] = min(a["amount"], max(total - paid, 0))
-            a["settles"] = "paid" if paid + a["applied"] >= total else status
-            if a["applied"] < a["amount"]:
-                a["surplus"] = a["amount"] - a["applied"]
-                log.warning("Payment attempt %s (key %s) succeeded after it was recorded as failed, but only %s %s of "
-                            "invoice %s was still unpaid: refund the other %s by hand", a["id"], a["idempotency_key"],
-                            a["applied"], a["currency"], a["invoice__number"], a["surplus"])
-            else:
-                log.warning("Payment attempt %s (key %s) succeeded after it was recorded as failed: invoice %s is "
-                            "%s now", a["id"], a["idempotency_key"], a["invoice__number"], a["settles"])
-            invoices[a["invoice_id"]] = [a["settles"], total, paid + a["applied"]]  # a second one takes what is left
+
+    def _takes(self, a: dict) -> None:
+        """How much of a succeeded charge its invoice takes: what is left of it (``applied``; usually all,
+        as a charge asks for what is due). An invoice paid or voided since takes nothing (``overpaid``);
+        one paid in part otherwise since takes the rest and leaves a ``surplus``: both are for the admins
+        to refund. A second success for one invoice in the batch takes what the first left."""
+        state = self.invoices.get(a["invoice_id"])
+        if state is None:
+            state = self.invoices[a["invoice_id"]] = [a["invoice__status"], a["invoice__total"],
+                                                      a["invoice__amount_paid"]]
+        status, total, paid = state
+        how = "succeeded after it was recorded as failed" if a.get("late") else "succeeded"
+        if status not in ("open", "uncollectible"):
+            a["overpaid"] = status  # paid or void by now
+            log.warning("Payment attempt %s (key %s) %s, but invoice %s is %s by now: nothing was due; refund the "
+                        "%s %s by hand", a["id"], a["idempotency_key"], how, a["invoice__number"], status,
+                        a["amount"], a["currency"])
+            return
+        a["applied"] = applied = min(a["amount"], max(total - paid, 0))
+        a["settles"] = "paid" if paid + applied >= total else status
+        if applied < a["amount"]:
+            a["surplus"] = a["amount"] - applied
+            log.warning("Payment attempt %s (key %s) %s, but only %s %s of invoice %s was still unpaid: refund the "
+                        "other %s by hand", a["id"], a["idempotency_key"], how, applied, a["currency"],
+                        a["invoice__number"], a["surplus"])
+        elif a.get("late"):
+            log.warning("Payment attempt %s (key %s) %s: invoice %s is %s now", a["id"], a["idempotency_key"], how,
+                        a["invoice__number"], a["settles"])
+        state[:] = [a["settles"], total, paid + applied]
 
     def _succeeded(self, a: dict) -> None:
         self.summary.charged += 1
+        self._takes(a)
         sub = self.subs.get(a["invoice__subscription_id"])
         if sub is not None:  # what was received, whatever it pays (a refund takes it back)
             sub["total_paid"] += a["amount"]
             sub["paid"] = True
         if a.get("overpaid"):
             return  # the invoice was settled otherwise: only the payment itself is recorded
-        settles = a.get("settles", "paid")  # a charge pays its invoice; a late one what is left of it
-        self.invoice_rows.append((a.get("applied", a["amount"]), settles, self.now_db if settles == "paid" else None,
+        settles = a["settles"]
+        self.invoice_rows.append((a["applied"], settles, self.now_db if settles == "paid" else None,
                                   self.now_db, a["invoice_id"]))
         if settles != "paid":
             return
@@ -654,9 +671,10 @@ class _Recorder:
         today_db = v(self.today)
         update_many("billing_paymentattempt",
                     ("status", "charge_ref", "completed_at", "failure_code", "failure_message"), self.attempt_rows)
+        # Cycles before invoices: the order the invoice payment page locks them in.
+        update_many("billing_billingcycle", ("status", "attempts", "next_retry_on"), self.cycle_rows)
         update_many("billing_invoice", ("amount_paid", "status", "paid_at", "updated_at"), self.invoice_rows,
                     expressions={"amount_paid": "{column} + {value}"})
-        update_many("billing_billingcycle", ("status", "attempts", "next_retry_on"), self.cycle_rows)
         # The payment columns for each paid subscription; the indexed status columns only where they changed.
         update_many(
             "subscriptions_subscription", ("payments_made", "total_paid", "last_payment_date", "updated_at"),

@@ -148,7 +148,8 @@ def invoice_page(request, token: str):
             problem = problem or unavailable
         bounced = _bounced_debit(invoice) if can_pay and not declined else None
     in_flight = payment_in_flight(invoice)
-    overdue = invoice.is_overdue(clock.today()) if in_flight is None else False  # (in flight: not overdue)
+    invoice.in_flight_ = in_flight is not None  # is_overdue need not ask again
+    overdue = invoice.is_overdue(clock.today())
     context = {
         "invoice": invoice, "lines": list(invoice.lines.all()), "form": form, "declined": declined,
         "address_form": address_form,
