@@ -24,6 +24,11 @@ SQLite     1,000,000   5,296 (188.8 s)                 17,473 (57.2 s: 59.9 s / 
 PostgreSQL 100,000     1,029 (97.1 s)                  1,935 (51.7 s: 55.8 s / 47.6 s)      1.88
 =========  ==========  ==============================  ===================================  ========================
 
+3 Dec 2026 later, a faster moment of the same host (after the recorder also reads each invoice's
+state to cap what a charge pays): SQLite 100,000: 9,335 / 9,198 /s against 31,284 / 31,120 /s,
+ratio 3.35 / 3.38; SQLite 1,000,000: 113.9 s (8,781 /s) against 36.7 s, ratio 3.10; PostgreSQL
+100,000: 60.5 s (1,653 /s) against 26.8 s, ratio 2.25.
+
 (Earlier the baseline ran once, after the engine, on tables already holding the engine's rows;
 3 Dec with that method: SQLite 100,000 3.3-4.4, 1,000,000 3.29 in 204 s; PostgreSQL 1.90.)
 The baseline writes keys that sort in the order they are made, as the engine does. This
