@@ -209,3 +209,27 @@ def test_an_invoice_whose_bank_debit_is_under_way_is_not_overdue(seller, admin, 
     PaymentAttempt.objects.filter(invoice=inv).update(status="failed")
     assert '<span class="badge red">Overdue</span>' in html(seller.get("/invoices/"))
     assert f'href="/invoices/{inv.pk}/"' in html(seller.get("/invoices/?status=overdue"))
+
+
+def test_a_payment_of_a_one_off_invoice_is_refunded_from_the_invoice_page(seller, manual_invoice, admin):
+    """An invoice without a subscription (a deal's one-off items): its payments are refunded from its
+    own page, as a subscription's are from the subscription's."""
+    inv = manual_invoice
+    billing.record_manual_payment(admin, inv, 121000)
+    pay = Payment.objects.get(invoice=inv)
+    page = html(seller.get(f"/invoices/{inv.pk}/"))
+    assert f'href="/invoices/{inv.pk}/payments/{pay.pk}/refund/"' in page
+    page = html(seller.get(f"/invoices/{inv.pk}/payments/{pay.pk}/refund/"))
+    assert f"for invoice {inv.number}" in page and "At most €1,210.00 can still be refunded." in page
+    assert f'href="/invoices/{inv.pk}/"' in page  # back to the invoice
+    page = html(seller.post(f"/invoices/{inv.pk}/payments/{pay.pk}/refund/", {"amount": "1210.01"}))
+    assert "At most €1,210.00 of this payment can still be refunded." in page
+    assert Payment.objects.get(pk=pay.pk).refunded_amount == 0
+    r = seller.post(f"/invoices/{inv.pk}/payments/{pay.pk}/refund/", {"amount": "210.00", "reason": "Goodwill"})
+    assert r.status_code == 302 and r["Location"] == f"/invoices/{inv.pk}/"
+    pay.refresh_from_db()
+    assert (pay.refunded_amount, pay.status) == (21000, "partially_refunded")
+    # another invoice's payment is not found under this one
+    other = billing.create_invoice(admin, contact=inv.contact, items=[
+        {"name": "Extra", "unit_price": 1000, "currency": "EUR", "quantity": 1}])
+    assert seller.get(f"/invoices/{other.pk}/payments/{pay.pk}/refund/").status_code == 404

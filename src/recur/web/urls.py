@@ -73,6 +73,8 @@ urlpatterns = [
          name="payment_method_remove"),
     path("invoices/", invoices.invoice_list, name="invoice_list"),
     path("invoices/<int:pk>/", invoices.invoice_detail, name="invoice_detail"),
+    path("invoices/<int:pk>/payments/<int:payment_pk>/refund/", invoices.invoice_payment_refund,
+         name="invoice_payment_refund"),
     path("invoices/<int:pk>/void/", invoices.invoice_close, {"action": "void"}, name="invoice_void"),
     path("invoices/<int:pk>/uncollectible/", invoices.invoice_close, {"action": "uncollectible"},
          name="invoice_uncollectible"),

@@ -22,6 +22,7 @@ from recur.notifications.models import OutboxMessage
 from recur.payments.reasons import failure_reason
 from recur.web import forms as wf
 from recur.web.history import shown_value
+from recur.web.views.refunds import refund_page
 from recur.web.templatetags.recur import money
 
 PAGE = 50
@@ -185,3 +186,15 @@ def invoice_close(request, pk, action):
                 "number": invoice.number})
             return redirect("invoice_detail", pk=invoice.pk)
     return render(request, "web/invoice_close.html", {"invoice": invoice, "action": action, "error": error})
+
+
+@login_required
+def invoice_payment_refund(request, pk, payment_pk):
+    """Refund a payment of this invoice (an invoice without a subscription has no other page for it)."""
+    invoice = _invoice(pk)
+    payment = Payment.objects.filter(pk=payment_pk, invoice=invoice).first()
+    if payment is None:
+        raise Http404
+    return refund_page(request, payment, back=reverse("invoice_detail", args=[invoice.pk]),
+                       paid_for=_("invoice %(number)s") % {"number": invoice.number})
+

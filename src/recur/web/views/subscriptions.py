@@ -32,6 +32,7 @@ from recur.web import forms as wf
 from recur.web import services as web_services
 from recur.web import subscription_index as ix
 from recur.web.history import shown_value
+from recur.web.views.refunds import refund_page
 from recur.web.templatetags.recur import money
 
 
@@ -501,27 +502,7 @@ def payment_refund(request, pk, payment_pk):
     payment = Payment.objects.filter(pk=payment_pk, subscription=sub).first()
     if payment is None:
         raise Http404
-    left = billing.refundable(payment)
-    form = wf.RefundForm(request.POST or None, initial={"amount": wf.money_text(left, payment.currency)})
-    if left <= 0:
-        messages.error(request, _("Nothing of this payment can be refunded any more."))
-        return redirect("subscription_detail", pk=sub.pk)
-    if request.method == "POST" and form.is_valid():
-        minor = wf.to_minor(form.cleaned_data["amount"], payment.currency, form, "amount")
-        if minor is not None and minor > left:
-            form.add_error("amount", _("At most %(left)s of this payment can still be refunded.") % {
-                "left": money(left, payment.currency)})
-        elif minor is not None and minor <= 0:
-            form.add_error("amount", _("A refund must be more than zero."))
-        elif minor is not None:
-            try:
-                billing.refund_payment(request.user, payment, minor, form.cleaned_data.get("reason") or "")
-            except ServiceError as exc:
-                wf.add_service_error(form, exc)
-            else:
-                messages.success(request, _("%(amount)s is refunded.") % {"amount": money(minor, payment.currency)})
-                return redirect("subscription_detail", pk=sub.pk)
-    return render(request, "web/payment_refund.html", {"sub": sub, "payment": payment, "left": left, "form": form})
+    return refund_page(request, payment, back=reverse("subscription_detail", args=[sub.pk]), paid_for=sub.name)
 
 
 # --- delete (R-MAN-4) and the CSV export of one subscription -------------------------------------------
