@@ -356,7 +356,7 @@ def test_refund_above_what_is_left_in_dutch(seller, dutch, make_sub, on, monkeyp
 
     from recur.billing import services as billing
     from recur.billing.models import Payment, Refund
-    from recur.web.views import subscriptions as views
+    from recur.web.views import refunds as views  # the refund page (shared by subscription and invoice)
 
     on(D(2027, 3, 1))
     sub = make_sub(start="2027-03-01")
