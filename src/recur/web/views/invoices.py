@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -192,9 +192,7 @@ def invoice_close(request, pk, action):
 def invoice_payment_refund(request, pk, payment_pk):
     """Refund a payment of this invoice (an invoice without a subscription has no other page for it)."""
     invoice = _invoice(pk)
-    payment = Payment.objects.filter(pk=payment_pk, invoice=invoice).first()
-    if payment is None:
-        raise Http404
+    payment = get_object_or_404(Payment, pk=payment_pk, invoice=invoice)
     return refund_page(request, payment, back=reverse("invoice_detail", args=[invoice.pk]),
                        paid_for=_("invoice %(number)s") % {"number": invoice.number})
 

@@ -11,7 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
 from django.http import Http404, HttpResponse, QueryDict
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import formats
 from django.utils.http import urlencode
@@ -499,9 +499,7 @@ def subscription_cancel(request, pk):
 @login_required
 def payment_refund(request, pk, payment_pk):
     sub = get_subscription(pk)
-    payment = Payment.objects.filter(pk=payment_pk, subscription=sub).first()
-    if payment is None:
-        raise Http404
+    payment = get_object_or_404(Payment, pk=payment_pk, subscription=sub)
     return refund_page(request, payment, back=reverse("subscription_detail", args=[sub.pk]), paid_for=sub.name)
 
 
