@@ -344,6 +344,14 @@ def test_a_simulated_year_with_recur_bill_until(api, buyer, settings, capsys):
     monthly = [("payment_receipt", "anna@example.nl"), ("admin_payment_succeeded", "admin@example.com")]
     assert kinds == first + monthly * 11
     assert OutboxMessage.objects.filter(kind="payment_receipt", language="nl").count() == 12
+    # the seller's copies link to the subscription's page; the buyer's do not carry the link
+    from recur.notifications.services import render
+
+    link = f"http://127.0.0.1:8000/subscriptions/{s['id']}/"
+    for kind in ("admin_payment_succeeded", "seller_receipt"):
+        message = OutboxMessage.objects.filter(kind=kind).first()
+        assert message.context["url"] == link and f"View subscription: {link}" in render(message)[1]
+    assert "url" not in OutboxMessage.objects.filter(kind="payment_receipt").first().context
 
 
 def test_invoice_email_carries_the_pdf(api, buyer, on):

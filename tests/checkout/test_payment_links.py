@@ -104,6 +104,8 @@ def test_one_receipt_for_a_charge_split_over_several_subscriptions(admin):
     assert OutboxMessage.objects.filter(kind="seller_receipt").count() == 1  # one super admin
     assert OutboxMessage.objects.filter(kind="admin_payment_succeeded").count() == 1
     assert receipts.get().record_id == result.payments[0].pk
+    sub = result.payments[0].subscription_id  # the seller's copies link to a subscription bought
+    assert OutboxMessage.objects.get(kind="seller_receipt").context["url"].endswith(f"/subscriptions/{sub}/")
 
 
 def test_one_time_only_purchase_has_seller_receipt(admin):

@@ -706,9 +706,10 @@ class _Recorder:
         if r.status == "succeeded":
             ctx["paid_on"] = self.today_iso  # as the outbox's JSON would write the date
             _buyer_email(self.emails, "payment_receipt", contact, ctx, outbox.record_key("receipt", pid), pid)
-            self._admin_emails("admin_payment_succeeded", ctx, record, "admin_ok", pid)
+            sid = sub["id"] if sub else None
+            self._admin_emails("admin_payment_succeeded", ctx, record, "admin_ok", pid, sid)
             if a.get("first"):
-                self._admin_emails("seller_receipt", ctx, record, "seller_receipt", pid)
+                self._admin_emails("seller_receipt", ctx, record, "seller_receipt", pid, sid)
             if a.get("surplus"):
                 self._to_refund(a, sub, contact)
             return
@@ -720,18 +721,16 @@ class _Recorder:
                    next_retry_on=a.get("next_retry"),
                    update_url=update_payment_method_url(sub["id"]) if sub else "")
         _buyer_email(self.emails, "payment_failed", contact, ctx, outbox.record_key("failed", pid), pid)
-        self._admin_emails("admin_payment_failed", ctx, record, "admin_failed", pid)
+        self._admin_emails("admin_payment_failed", ctx, record, "admin_failed", pid, sub["id"] if sub else None)
 
     def _to_refund(self, a: dict, sub: dict | None, contact: dict) -> None:
         """A late success the invoice did not need, or not all of it: an e-mail asking the admins to refund
         it (besides the warning in the log). Paid or voided since: all of it, and no receipt to the buyer
         (nothing was due); paid in part by hand since: the ``surplus`` (the buyer has a receipt)."""
-        from django.urls import reverse
-
         ctx = {"customer_name": contact["name"], "amount": _money(a["amount"], a["currency"]),
                "invoice_number": a["invoice__number"], "invoice_status": a.get("overpaid") or a["settles"],
                "paid_on": self.today_iso, "subscription_name": sub["name"] if sub else "", "payment_method": _method(a),
-               "url": settings.RECUR_BASE_URL.rstrip("/") + reverse("invoice_detail", args=[a["invoice_id"]])}
+               "url": outbox.seller_url("invoice_detail", a["invoice_id"])}
         if a.get("surplus"):
             ctx.update(surplus=_money(a["surplus"], a["currency"]), unpaid=_money(a["applied"], a["currency"]))
         self._admin_emails("admin_payment_to_refund", ctx, ("payment", a["payment_id"]), "to_refund", a["payment_id"])
@@ -743,12 +742,16 @@ class _Recorder:
             found = self.iso[day] = as_date(day).isoformat()
         return found
 
-    def _admin_emails(self, kind: str, ctx: dict, record: tuple, dedupe: str, payment_id: int) -> None:
+    def _admin_emails(self, kind: str, ctx: dict, record: tuple, dedupe: str, payment_id: int,
+                      subscription_id: int | None = None) -> None:
+        """``kind`` to every super admin who wants it; their copy links to the subscription's page."""
         admins = self.admins.get(kind)
         if admins is None:
             admins = self.admins[kind] = outbox.admin_recipients(kind)
         if not admins:
             return
+        if subscription_id and "url" not in ctx:
+            ctx = {**ctx, "url": outbox.seller_url("subscription_detail", subscription_id)}
         # The context is encoded when queued and never changed after: the e-mails can share it.
         self.emails += [
             {"kind": kind, "to_email": u.email, "to_name": u.name, "language": u.language, "context": ctx,

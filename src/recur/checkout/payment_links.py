@@ -720,9 +720,10 @@ def _receipts(session, attempt, contact, subs, pays) -> None:
     if email:
         outbox.queue_email("payment_receipt", email, to_name=contact.name, language=contact.language or "en",
                            context=ctx, record=("payment", first), dedupe_key=outbox.record_key("receipt", first))
-    outbox.notify_admins("admin_payment_succeeded", context=ctx, record=("payment", first),
+    admin = {**ctx, "url": outbox.seller_url("subscription_detail", subs[0].pk)} if subs else ctx
+    outbox.notify_admins("admin_payment_succeeded", context=admin, record=("payment", first),
                          dedupe_key=outbox.record_key("admin_ok", first))
-    outbox.notify_admins("seller_receipt", context=ctx, record=("payment", first),
+    outbox.notify_admins("seller_receipt", context=admin, record=("payment", first),
                          dedupe_key=outbox.record_key("seller_receipt", first))
 
 
@@ -742,6 +743,8 @@ def _failure_emails(session, attempt, result: ChargeResult, contact, subs, pays)
         outbox.queue_email("payment_failed", email, to_name=contact.name, language=contact.language or "en",
                            context=ctx, record=("payment", first), dedupe_key=outbox.record_key("failed", first))
     admin = {k: v for k, v in ctx.items() if k not in ("update_url", "period_start", "period_end", "customer_email")}
+    if subs:
+        admin["url"] = outbox.seller_url("subscription_detail", subs[0].pk)
     outbox.notify_admins("admin_payment_failed", context=admin, record=("payment", first),
                          dedupe_key=outbox.record_key("admin_failed", first))
 

@@ -119,6 +119,13 @@ def record_key(name: str, record_id: int) -> str:
     return f"{name}:{record_id:012d}"
 
 
+def seller_url(view: str, *args) -> str:
+    """A link to one of the seller's pages (``view``'s URL name), for the admins' e-mails."""
+    from django.urls import reverse
+
+    return settings.RECUR_BASE_URL.rstrip("/") + reverse(view, args=args)
+
+
 def money(minor: int, currency: str) -> dict:
     """The context form of an amount: ``{"amount_minor": 1250, "currency": "EUR"}``."""
     return {"amount_minor": int(minor), "currency": currency}
