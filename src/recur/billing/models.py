@@ -103,12 +103,16 @@ class Invoice(Record):
         (``is_overdue`` as a query)."""
         return models.Q(status="open", due_date__lt=today) & ~models.Q(Invoice.in_flight())
 
+    def attempt_in_flight(self) -> "PaymentAttempt | None":
+        """The newest attempt of this invoice whose outcome is not known yet (``in_flight`` for one invoice)."""
+        return self.attempts.filter(status__in=IN_FLIGHT).order_by("-pk").first()
+
     def is_overdue(self, today) -> bool:
         if not (self.status == "open" and self.due_date < today):
             return False
         in_flight = getattr(self, "in_flight_", None)  # annotated by a list, else asked
         if in_flight is None:
-            in_flight = self.attempts.filter(status__in=IN_FLIGHT).exists()
+            in_flight = self.attempt_in_flight() is not None
         return not in_flight
 
     def __str__(self) -> str:

@@ -7,6 +7,7 @@ committed first.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 
@@ -14,7 +15,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils.translation import gettext as _
 
-from recur.billing.models import IN_FLIGHT, BillingCycle, Invoice, InvoiceLine, Payment, PaymentAttempt, Refund
+from recur.billing.models import BillingCycle, Invoice, InvoiceLine, Payment, PaymentAttempt, Refund
 from recur.core import clock, records
 from recur.core.errors import Conflict, ValidationFailed, shown_amount
 from recur.payments.processor import get_processor
@@ -132,12 +133,13 @@ def _lock_invoice(invoice: Invoice):
     return Invoice.objects.select_for_update().get(pk=invoice.pk), sub
 
 
-def settle_invoice_payment(invoice: Invoice, amount: int, payment: Payment, actor=None, *, sub=None) -> None:
+def settle_invoice_payment(invoice: Invoice, amount: int, payment: Payment, actor, *, sub) -> None:
     """Apply a succeeded payment booked outside the billing run to its invoice and subscription, as the
     billing run does for a charge: what was received counts in ``total_paid`` at once (a part too),
     a scheduled payment in ``payments_made`` once its invoice is paid, and a paid invoice may make its
     subscription active again. ``actor``: who booked it (none: the system), in the change history;
-    ``sub``: the subscription, already locked by the caller."""
+    ``sub``: the invoice's subscription (None for a one-off invoice), already locked by the caller
+    (``_lock_invoice``)."""
     from recur.subscriptions.models import Subscription
 
     now = clock.now()
@@ -148,10 +150,8 @@ def settle_invoice_payment(invoice: Invoice, amount: int, payment: Payment, acto
                                     "paid_at": now if full else None})
     if full and invoice.cycle_id:
         BillingCycle.objects.filter(pk=invoice.cycle_id).update(status="paid", next_retry_on=None)
-    if not invoice.subscription_id:
-        return
     if sub is None:
-        sub = Subscription.objects.select_for_update().get(pk=invoice.subscription_id)
+        return
     fields = {"total_paid": sub.total_paid + amount,
               "last_payment_date": max(sub.last_payment_date or payment.paid_on, payment.paid_on)}
     if full and invoice.cycle_id:  # a proration invoice is not a scheduled payment (as in the billing run)
@@ -165,8 +165,7 @@ def settle_invoice_payment(invoice: Invoice, amount: int, payment: Payment, acto
 
 def payment_in_flight(invoice: Invoice) -> PaymentAttempt | None:
     """An attempt of this invoice whose outcome is not known yet (a charge under way, a pending bank debit)."""
-    return (PaymentAttempt.objects.filter(invoice=invoice, status__in=IN_FLIGHT)
-            .order_by("-pk").first())
+    return invoice.attempt_in_flight()
 
 
 VOIDABLE, WRITABLE_OFF = ("open", "uncollectible"), ("open",)
@@ -179,6 +178,25 @@ def can_void(invoice: Invoice) -> bool:
 
 def can_write_off(invoice: Invoice) -> bool:
     return invoice.status in WRITABLE_OFF
+
+
+@dataclasses.dataclass(frozen=True)
+class InvoiceActions:
+    """What a seller may do with an invoice now. While a payment of it is in flight: nothing (its
+    outcome could still pay it), as record_manual_payment, void and write-off refuse."""
+
+    in_flight: bool
+    take_payment: bool
+    void: bool
+    write_off: bool
+
+
+def invoice_actions(invoice: Invoice) -> InvoiceActions:
+    in_flight = payment_in_flight(invoice) is not None
+    return InvoiceActions(
+        in_flight=in_flight,
+        take_payment=not in_flight and invoice.status in TAKES_PAYMENTS and invoice.amount_unpaid > 0,
+        void=not in_flight and can_void(invoice), write_off=not in_flight and can_write_off(invoice))
 
 
 @transaction.atomic

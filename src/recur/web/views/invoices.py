@@ -107,12 +107,12 @@ def _change_rows(invoice, entry) -> list[tuple[str, str, str]]:
 def invoice_detail(request, pk):
     invoice = _invoice(pk)
     form = None
-    in_flight = billing.payment_in_flight(invoice) is not None  # nothing booked, voided or written off meanwhile
-    if in_flight and request.method == "POST":
+    can = billing.invoice_actions(invoice)
+    if can.in_flight and request.method == "POST":
         messages.error(request, _("A payment of invoice %(number)s is under way; try again when it has settled.")
                        % {"number": invoice.number})
         return redirect("invoice_detail", pk=invoice.pk)
-    if invoice.status in billing.TAKES_PAYMENTS and invoice.amount_unpaid > 0 and not in_flight:
+    if can.take_payment:
         form = ManualPaymentForm(request.POST or None, initial={
             "amount": wf.money_text(invoice.amount_unpaid, invoice.currency), "paid_on": clock.today(),
             "method": "bank_transfer"})
@@ -160,8 +160,7 @@ def invoice_detail(request, pk):
         "lines": lines, "show_discount": any(x.discount for x in lines), "show_tax": any(x.tax for x in lines),
         "payments": payments, "attempts": attempts, "emails": emails, "form": form,
         "pdf": invoice_pdf_url(invoice), "hosted": invoice_url(invoice),
-        "can_void": billing.can_void(invoice) and not in_flight,
-        "can_write_off": billing.can_write_off(invoice) and not in_flight, "in_flight": in_flight,
+        "can_void": can.void, "can_write_off": can.write_off, "in_flight": can.in_flight,
         "history": history,
         "address": invoice.billing_address or {}, "tz": clock.account_zone().key,
     })
