@@ -12,7 +12,9 @@ INVOICE_SALT = "recur.invoice"
 UPDATE_PM_MAX_AGE = 7 * 24 * 3600  # seven days by default
 
 
-def _base() -> str:
+def base_url() -> str:
+    """Where this installation is reached (RECUR_BASE_URL), without the trailing slash: every
+    absolute link in e-mails and on pages starts with it."""
     return settings.RECUR_BASE_URL.rstrip("/")
 
 
@@ -36,7 +38,7 @@ def read_update_payment_method_token(token: str) -> int:
 
 
 def update_payment_method_url(subscription) -> str:
-    return f"{_base()}/billing/update/{update_payment_method_token(subscription)}/"
+    return f"{base_url()}/billing/update/{update_payment_method_token(subscription)}/"
 
 
 def invoice_token(invoice) -> str:
@@ -48,9 +50,9 @@ def read_invoice_token(token: str) -> int:
 
 
 def invoice_url(invoice) -> str:
-    return f"{_base()}/billing/invoice/{invoice_token(invoice)}/"
+    return f"{base_url()}/billing/invoice/{invoice_token(invoice)}/"
 
 
 def quote_url(quote) -> str | None:
     """The public page of a published quote."""
-    return f"{_base()}/billing/quote/{quote.public_token}/" if quote.public_token else None
+    return f"{base_url()}/billing/quote/{quote.public_token}/" if quote.public_token else None

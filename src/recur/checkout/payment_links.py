@@ -62,7 +62,6 @@ import secrets
 import time
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
@@ -160,7 +159,9 @@ def archive_payment_link(actor, link: PaymentLink) -> PaymentLink:
 
 
 def link_url(link: PaymentLink) -> str:
-    return f"{settings.RECUR_BASE_URL.rstrip('/')}/billing/pay/{link.token}/"
+    from recur.checkout.links import base_url
+
+    return f"{base_url()}/billing/pay/{link.token}/"
 
 
 def link_for_token(token: str) -> PaymentLink:
@@ -720,11 +721,18 @@ def _receipts(session, attempt, contact, subs, pays) -> None:
     if email:
         outbox.queue_email("payment_receipt", email, to_name=contact.name, language=contact.language or "en",
                            context=ctx, record=("payment", first), dedupe_key=outbox.record_key("receipt", first))
-    admin = {**ctx, "url": outbox.seller_url("subscription_detail", subs[0].pk)} if subs else ctx
+    admin = {**ctx, **_subscription_link(subs)}
     outbox.notify_admins("admin_payment_succeeded", context=admin, record=("payment", first),
                          dedupe_key=outbox.record_key("admin_ok", first))
     outbox.notify_admins("seller_receipt", context=admin, record=("payment", first),
                          dedupe_key=outbox.record_key("seller_receipt", first))
+
+
+def _subscription_link(subs) -> dict:
+    """The admins' e-mails link to the (first) subscription bought, if any."""
+    from recur.notifications import services as outbox
+
+    return {"url": outbox.seller_url("subscription_detail", subs[0].pk)} if subs else {}
 
 
 def _failure_emails(session, attempt, result: ChargeResult, contact, subs, pays) -> None:
@@ -742,9 +750,8 @@ def _failure_emails(session, attempt, result: ChargeResult, contact, subs, pays)
     if email:
         outbox.queue_email("payment_failed", email, to_name=contact.name, language=contact.language or "en",
                            context=ctx, record=("payment", first), dedupe_key=outbox.record_key("failed", first))
-    admin = {k: v for k, v in ctx.items() if k not in ("update_url", "period_start", "period_end", "customer_email")}
-    if subs:
-        admin["url"] = outbox.seller_url("subscription_detail", subs[0].pk)
+    buyer_only = ("update_url", "period_start", "period_end", "customer_email")
+    admin = {**{k: v for k, v in ctx.items() if k not in buyer_only}, **_subscription_link(subs)}
     outbox.notify_admins("admin_payment_failed", context=admin, record=("payment", first),
                          dedupe_key=outbox.record_key("admin_failed", first))
 

@@ -123,7 +123,9 @@ def seller_url(view: str, *args) -> str:
     """A link to one of the seller's pages (``view``'s URL name), for the admins' e-mails."""
     from django.urls import reverse
 
-    return settings.RECUR_BASE_URL.rstrip("/") + reverse(view, args=args)
+    from recur.checkout.links import base_url
+
+    return base_url() + reverse(view, args=args)
 
 
 def money(minor: int, currency: str) -> dict:
