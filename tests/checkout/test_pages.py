@@ -9,6 +9,7 @@ import logging
 import pytest
 from django.test import Client
 
+from recur.billing import services as billing
 from recur.billing.models import Invoice, Payment
 from recur.checkout import links
 from recur.payments.models import PaymentMethod
@@ -204,3 +205,17 @@ def test_no_online_payment_when_switched_off(manual_invoice):
     Invoice.objects.filter(pk=manual_invoice.pk).update(accept_online_payments=False)
     page = Client().get(invoice_path(manual_invoice)).content.decode()
     assert "This invoice cannot be paid online" in page and "Card number" not in page
+
+
+def test_a_written_off_invoice_shows_what_is_unpaid_and_takes_a_payment(admin, on):
+    on(D(2027, 3, 1))
+    sub = make_subscription(admin, make_contact(admin, language="en"), card_number=CARDS["insufficient"])
+    inv = billing.mark_uncollectible(admin, first_invoice(sub))
+    c = Client()
+    page = c.get(invoice_path(inv)).content.decode()
+    assert 'data-status="uncollectible"' in page and "Pay €49.00" in page
+    assert "Nothing is due on this invoice." not in page
+    r = c.post(invoice_path(inv), card_form(), follow=True)
+    page = r.content.decode()
+    assert "Thank you — your payment of €49.00 succeeded." in page and 'data-status="paid"' in page
+    assert Invoice.objects.get(pk=inv.pk).status == "paid"

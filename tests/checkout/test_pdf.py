@@ -84,3 +84,20 @@ def test_billing_address_of_the_invoice_comes_first(admin, on):
     inv.billing_address = {"address_line1": "Keizersgracht 100", "postal_code": "1015 AA", "city": "Amsterdam"}
     text = text_of(render_invoice_pdf(inv))
     assert "Keizersgracht 100" in text and "Oudegracht 1" not in text
+
+
+def test_pdf_of_a_void_and_of_a_written_off_invoice(admin, on):
+    """A void invoice asks for nothing; one written off still shows what is unpaid, which the buyer may
+    pay after all (its page takes the payment), so the PDF beside it must not say nothing is due."""
+    from recur.billing import services as billing
+
+    on(D(2027, 3, 1))
+    voided = billing.void_invoice(admin, first_invoice(make_subscription(admin, make_contact(admin, language="en"),
+                                                                         collection="manual")))
+    text = text_of(render_invoice_pdf(voided))
+    assert "This invoice has been voided; nothing is due." in text
+    written_off = billing.mark_uncollectible(admin, first_invoice(make_subscription(
+        admin, make_contact(admin, name="Bob", email="bob@example.nl", language="en"), collection="manual")))
+    text = text_of(render_invoice_pdf(written_off), "invoice-written-off")
+    assert "voided" not in text
+    assert "€49.00 is unpaid. It can still be paid, quoting invoice number" in text, text

@@ -11,6 +11,7 @@ from django.core import signing
 from django.db import close_old_connections, connection
 
 from recur.billing import engine
+from recur.billing import services as billing
 from recur.billing.models import BillingCycle, Invoice, Payment, PaymentAttempt
 from recur.checkout import links, services
 from recur.core import clock
@@ -338,3 +339,68 @@ def test_a_failed_auto_charge_invoice_can_be_paid_on_its_page(admin, on):
     summary = engine.run()
     assert summary.charged == 0 and summary.failed == 0
     assert Subscription.objects.get(pk=sub.pk).payments_made == 1
+
+
+# --- a written-off invoice may still be paid online (the buyer pays after all) ---------------------
+
+
+def written_off(admin, on):
+    """An automatic charge that failed, then the seller wrote the invoice off as uncollectible."""
+    on(D(2027, 3, 1))
+    sub = make_subscription(admin, make_contact(admin), card_number=CARDS["insufficient"])
+    inv = billing.mark_uncollectible(admin, first_invoice(sub))
+    sub.refresh_from_db()
+    assert inv.status == "uncollectible" and inv.cycle.status == "void" and sub.status == "active"
+    return sub, inv
+
+
+def test_a_written_off_invoice_can_still_be_paid_on_its_page(admin, on):
+    sub, inv = written_off(admin, on)
+    assert services.payable(inv)
+    payment = services.pay_invoice(links.invoice_token(inv), card())
+    assert payment.status == "succeeded" and payment.amount == 4900
+    inv.refresh_from_db()
+    sub.refresh_from_db()
+    assert inv.status == "paid" and inv.amount_paid == 4900 and inv.cycle.status == "paid"
+    assert sub.status == "active" and sub.payments_made == 1 and sub.total_paid == 4900
+    on(D(2027, 3, 4))  # the retry planned before the write-off stays cancelled
+    assert engine.run().charged == 0
+    with pytest.raises(Conflict) as exc:
+        services.pay_invoice(inv, card())
+    assert exc.value.code == "paid"
+
+
+def test_a_written_off_invoice_paid_in_part_asks_online_for_the_rest(admin, on):
+    on(D(2027, 3, 1))
+    sub = make_subscription(admin, make_contact(admin), collection="manual", payment_terms="net_30")
+    inv = first_invoice(sub)
+    billing.record_manual_payment(admin, inv, 1000, paid_on=D(2027, 3, 1))
+    inv = billing.mark_uncollectible(admin, Invoice.objects.get(pk=inv.pk))
+    assert inv.amount_unpaid == 3900
+    payment = services.pay_invoice(inv, card())
+    assert payment.status == "succeeded" and payment.amount == 3900
+    inv.refresh_from_db()
+    sub.refresh_from_db()
+    assert inv.status == "paid" and inv.amount_paid == 4900 and sub.total_paid == 4900
+
+
+def test_a_declined_try_on_a_written_off_invoice_starts_no_dunning(admin, on):
+    sub, inv = written_off(admin, on)
+    payment = services.pay_invoice(inv, card(CARDS["declined"]))
+    assert payment.status == "failed"
+    inv.refresh_from_db()
+    sub.refresh_from_db()
+    cycle = BillingCycle.objects.get(pk=inv.cycle_id)
+    assert inv.status == "uncollectible" and inv.amount_paid == 0
+    assert cycle.status == "void" and cycle.next_retry_on is None and sub.status == "active"
+    assert services.payable(inv)  # the buyer may try again
+
+
+def test_a_void_invoice_cannot_be_paid_online(admin, on):
+    sub, inv = manual(admin, on)
+    billing.void_invoice(admin, inv)
+    inv.refresh_from_db()
+    assert not services.payable(inv)
+    with pytest.raises(Conflict) as exc:
+        services.pay_invoice(inv, card())
+    assert exc.value.code == "invoice_not_open" and not PaymentAttempt.objects.filter(invoice=inv).exists()

@@ -646,8 +646,8 @@ class _Recorder:
 
     def _failed(self, a: dict) -> None:
         self.summary.failed += 1
-        if a["buyer_initiated"] and a["invoice__collection"] == "manual":
-            return  # the buyer's own try on an invoice page: no dunning, no change of status
+        if a["buyer_initiated"] and (a["invoice__collection"] == "manual" or a["invoice__status"] == "uncollectible"):
+            return  # the buyer's own try on an invoice page, or on one written off: no dunning, no change of status
         tries = (a["cycle__attempts"] if a["cycle_id"] else 0) + 1
         days = retry_days()
         a["next_retry"] = self.today + dt.timedelta(days=days[tries - 1]) if tries <= len(days) else None

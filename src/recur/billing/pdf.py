@@ -173,7 +173,7 @@ def _render(invoice, lang: str, seller: str) -> bytes:
         (_("Tax"), money(invoice.tax, cur, lang), "body"),
         (_("Total"), money(invoice.total, cur, lang), "bold"),
         (_("Amount paid"), money(invoice.amount_paid, cur, lang), "body"),
-        (_("Amount due"), money(invoice.amount_due, cur, lang), "bold"),
+        (_("Amount due"), money(invoice.amount_unpaid, cur, lang), "bold"),  # written off: may still be paid
     ]
     total_rows = [[p(k, s), p(v, "num" if s == "body" else "bold")] for k, v, s in totals]
     for row in total_rows:
@@ -189,8 +189,11 @@ def _render(invoice, lang: str, seller: str) -> bytes:
     # Payment terms in words.
     if invoice.status == "paid":
         note = _("This invoice has been paid. Thank you!")
-    elif invoice.status in ("void", "uncollectible"):
+    elif invoice.status == "void":
         note = _("This invoice has been voided; nothing is due.")
+    elif invoice.status == "uncollectible":
+        note = _("%(amount)s is unpaid. It can still be paid, quoting invoice number %(number)s.") % {
+            "amount": money(invoice.amount_unpaid, cur, lang), "number": invoice.number}
     else:
         note = _("Please pay %(amount)s by %(date)s, quoting invoice number %(number)s.") % {
             "amount": money(invoice.amount_due, cur, lang), "date": day(invoice.due_date, lang),

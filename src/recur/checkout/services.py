@@ -30,7 +30,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from recur.billing.engine import install_id
 from recur.billing.models import BillingCycle, Invoice, Payment, PaymentAttempt
-from recur.billing.services import payment_in_flight
+from recur.billing.services import TAKES_PAYMENTS, payment_in_flight
 from recur.checkout import links
 from recur.core import clock, records
 from recur.core.errors import Conflict, NotFound, ServiceError, ValidationFailed
@@ -108,7 +108,9 @@ def accepted_methods(record) -> list[str]:
 
 
 def payable(invoice: Invoice) -> bool:
-    return (invoice.status == "open" and invoice.accept_online_payments and invoice.amount_due > 0
+    """Whether the buyer can pay the invoice on its page now: an open invoice, or one written off as
+    uncollectible (the buyer pays after all), with something unpaid and no payment under way."""
+    return (invoice.status in TAKES_PAYMENTS and invoice.accept_online_payments and invoice.amount_unpaid > 0
             and payment_in_flight(invoice) is None)
 
 
@@ -133,13 +135,13 @@ def _start_invoice_attempt(invoice_id: int, details: dict, addresses: dict | Non
     invoice = Invoice.objects.select_for_update().filter(pk=invoice_id).first()
     if invoice is None:
         raise NotFound(_("No invoice with id %(id)s") % {"id": invoice_id})
-    if invoice.status != "open":
+    if invoice.status not in TAKES_PAYMENTS:
         raise Conflict(_("status: invoice %(number)s is %(status)s")
                        % {"number": invoice.number, "status": str(invoice.get_status_display()).lower()},
                        field="status", code="paid" if invoice.status == "paid" else "invoice_not_open")
     if not invoice.accept_online_payments:
         raise Conflict(_("This invoice cannot be paid online"), code="online_payments_off")
-    if invoice.amount_due <= 0:
+    if invoice.amount_unpaid <= 0:  # an invoice written off may still be paid: what is left of it
         raise Conflict(_("Nothing is due on invoice %(number)s") % {"number": invoice.number}, code="paid")
     if payment_in_flight(invoice) is not None:
         raise Conflict(_("A payment of invoice %(number)s is already being processed") % {"number": invoice.number},
@@ -156,7 +158,7 @@ def _start_invoice_attempt(invoice_id: int, details: dict, addresses: dict | Non
         BillingCycle.objects.filter(pk=cycle_id, status="failed").update(status="open", next_retry_on=None)
     attempt = PaymentAttempt.objects.create(
         invoice=invoice, cycle_id=cycle_id, attempt_no=n, idempotency_key=f"rc-{install_id()}-inv-{invoice.pk}-{n}",
-        payment_method=method, amount=invoice.amount_due, currency=invoice.currency, created_at=clock.now(),
+        payment_method=method, amount=invoice.amount_unpaid, currency=invoice.currency, created_at=clock.now(),
         buyer_initiated=True,
     )
     return attempt

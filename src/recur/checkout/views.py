@@ -16,7 +16,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
 
 from recur.billing.pdf import address_lines, render_invoice_pdf
-from recur.billing.services import payment_in_flight
+from recur.billing.services import TAKES_PAYMENTS, payment_in_flight
 from recur.checkout import services
 from recur.checkout.forms import InvoiceAddressForm, payment_form
 from recur.checkout.templatetags.checkout_tags import amount as fmt_amount
@@ -32,7 +32,7 @@ log = logging.getLogger("recur.checkout")
 LANGUAGES = ("en", "nl")
 SECRET_FIELDS = ("card_number", "card_cvc", "card_exp_month", "card_exp_year", "bank_account", "bank_routing")
 BADGES = {"active": "green", "paid": "green", "past_due": "red", "open": "amber", "scheduled": "grey",
-          "paused": "grey", "canceled": "grey", "expired": "grey", "void": "grey", "uncollectible": "grey",
+          "paused": "grey", "canceled": "grey", "expired": "grey", "void": "grey", "uncollectible": "amber",
           "draft": "grey"}
 
 
@@ -156,6 +156,7 @@ def invoice_page(request, token: str):
         "problem": problem, "payable": can_pay, "address": address_lines(invoice), "entry": entry,
         "in_flight": in_flight, "overdue": overdue, "bounced": bounced,
         "badge": "red" if overdue else BADGES.get(invoice.status, "grey"), "token": token,
+        "takes_payments": invoice.status in TAKES_PAYMENTS,  # open, or written off and still payable
         "lang_query": f"?lang={request.GET['lang']}" if request.GET.get("lang") in LANGUAGES else "",
     }
     return _page(request, "checkout/invoice.html", context, lang, status=200)
