@@ -200,3 +200,24 @@ def test_a_bank_debit_on_an_invoice_settles_or_fails_days_later(admin, page, sho
         expect(page.get_by_test_id("bounced")).to_contain_text("could not be collected: The bank account could "
                                                               "not be debited. Please pay again.")
     shot("after")
+
+
+def test_the_buyer_pays_a_written_off_invoice_after_all(admin, page, shot):
+    """The charge failed, the seller wrote the invoice off; the buyer opens the e-mailed link anyway and
+    pays: the page shows what is unpaid (not "nothing is due") and takes the card."""
+    from recur.billing import services as billing
+
+    sub = make_subscription(admin, make_contact(admin, language="en"), card_number=CARDS["insufficient"])
+    inv = billing.mark_uncollectible(admin, first_invoice(sub))
+    page.goto(page.base + f"/billing/invoice/{links.invoice_token(inv)}/")
+    expect(page.locator('[data-status="uncollectible"]')).to_have_text("Unpaid")
+    expect(page.get_by_text("Unpaid since")).to_be_visible()
+    shot("written-off-open")
+    fill_card(page, "4242 4242 4242 4242")
+    page.get_by_role("button", name="Pay €49.00").click()
+    expect(page.get_by_role("status")).to_contain_text("Thank you — your payment of €49.00 succeeded.")
+    expect(page.locator('[data-status="paid"]')).to_have_text("Paid")
+    shot("written-off-paid")
+    inv.refresh_from_db()
+    sub.refresh_from_db()
+    assert inv.status == "paid" and inv.cycle.status == "paid" and sub.payments_made == 1
