@@ -75,3 +75,16 @@ def test_insert_many_and_empty_batches():
     update_many("core_historyentry", ("action",), [])
     assert insert_returning_ids("core_historyentry", COLUMNS, []) == []
     assert sorted(HistoryEntry.objects.values_list("record_id", flat=True)) == [10, 11, 12, 13]
+
+
+def test_insert_many_counts_the_rows_it_inserted():
+    from recur.notifications.services import _COLUMNS, _prepare
+
+    messages = [dict(kind="payment_receipt", to_email=f"b{i}@example.com", dedupe_key=f"c{i % 3}",
+                     context={"subscription_name": "S", "amount": {"amount_minor": 1, "currency": "EUR"},
+                              "paid_on": "2027-03-01"}) for i in range(3)]
+    assert insert_many("notifications_outboxmessage", _COLUMNS, _prepare(messages[:2], db_value(AT)),
+                       ignore_conflicts_on="dedupe_key") == 2
+    assert insert_many("notifications_outboxmessage", _COLUMNS, _prepare(messages, db_value(AT)),
+                       ignore_conflicts_on="dedupe_key") == 1
+    assert insert_many("core_historyentry", COLUMNS, rows(4)) == 4

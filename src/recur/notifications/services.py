@@ -69,7 +69,7 @@ from django.utils.translation import gettext as _
 
 from recur.core import account as account_store
 from recur.core import clock
-from recur.core.db import db_value, insert_returning
+from recur.core.db import db_value, insert_many
 from recur.core.errors import ValidationFailed
 from recur.core.models import User
 from recur.notifications.models import (
@@ -223,8 +223,8 @@ def queue_many(messages: list[dict]) -> int:
                 continue
             seen.add(key)
         rows.append(row)
-    # One statement: a row whose dedupe_key exists already is skipped and returns no id.
-    return len(insert_returning("notifications_outboxmessage", _COLUMNS, rows, ignore_conflicts_on="dedupe_key"))
+    # One statement: a row whose dedupe_key exists already is skipped (and not counted).
+    return insert_many("notifications_outboxmessage", _COLUMNS, rows, ignore_conflicts_on="dedupe_key")
 
 
 _COLUMNS = ("kind", "to_email", "to_name", "language", "context", "record_type", "record_id", "dedupe_key", "status",

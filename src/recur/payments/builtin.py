@@ -35,7 +35,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
 from recur.core import clock
-from recur.core.db import fetch_in, insert_returning
+from recur.core.db import fetch_in, insert_many
 from recur.core.errors import ValidationFailed
 from recur.core.money import MAX_MINOR, format_amount, validate_currency
 from recur.payments.models import (
@@ -65,6 +65,7 @@ _INSERT_COLUMNS = (
     "idempotency_key", "charge_ref", "token", "customer_ref", "amount", "currency", "status", "failure_code",
     "failure_message", "description", "metadata", "created_at", "settles_at", "refunded",
 )
+_RESULT_AT = tuple(_INSERT_COLUMNS.index(f) for f in _RESULT_FIELDS)  # where a row holds its result fields
 _CREATED_AT = BuiltinCharge._meta.get_field("created_at")
 
 
@@ -293,9 +294,10 @@ class BuiltinProcessor:
             self._new_charge(r, tokens.get(r.payment_method_ref), today, created, settles, ref, currencies)
             for r, ref in zip(todo.values(), refs)
         ]
-        inserted = self._insert(rows)
-        found = {row[0]: ChargeResult(*row) for row in inserted}
-        found.update(self._results([k for k in todo if k not in found]))
+        if self._insert(rows) == len(rows):  # every key is new: the results are the rows as written
+            found = {row[0]: ChargeResult._make(row[i] for i in _RESULT_AT) for row in rows}
+        else:  # a key charged before (a retry after a crash, a concurrent caller): its first charge counts
+            found = self._results(list(todo))
         missing = [r.idempotency_key for r in requests if r.idempotency_key not in found]
         if missing:
             raise RuntimeError(f"charges {missing[:3]} were neither created nor found")
@@ -311,14 +313,14 @@ class BuiltinProcessor:
             list(dict.fromkeys(keys)))}
 
     @staticmethod
-    def _insert(rows: list[tuple]) -> list[tuple]:
-        """``INSERT … ON CONFLICT (idempotency_key) DO NOTHING RETURNING`` the result fields of the
-        rows inserted (SQLite ≥ 3.35 and PostgreSQL); a row a concurrent caller inserted first
-        returns nothing and is read back by the caller. Plain SQL: the ORM's bulk_create spends
-        most of its time compiling SQL, which the billing run cannot afford for a million rows."""
+    def _insert(rows: list[tuple]) -> int:
+        """``INSERT … ON CONFLICT (idempotency_key) DO NOTHING``: the number of rows inserted; a row whose
+        key exists (a concurrent caller inserted it first) is skipped, and the caller reads it back.
+        Plain SQL: the ORM's bulk_create spends most of its time compiling SQL, which the billing run
+        cannot afford for a million rows."""
         with transaction.atomic():
-            return insert_returning(BuiltinCharge._meta.db_table, _INSERT_COLUMNS, rows, ", ".join(_RESULT_FIELDS),
-                                    ignore_conflicts_on="idempotency_key")
+            return insert_many(BuiltinCharge._meta.db_table, _INSERT_COLUMNS, rows,
+                               ignore_conflicts_on="idempotency_key")
 
     @staticmethod
     def _refusal(request: ChargeRequest, token: tuple | None, today: dt.date,
