@@ -29,6 +29,11 @@ state to cap what a charge pays): SQLite 100,000: 9,335 / 9,198 /s against 31,28
 ratio 3.35 / 3.38; SQLite 1,000,000: 113.9 s (8,781 /s) against 36.7 s, ratio 3.10; PostgreSQL
 100,000: 60.5 s (1,653 /s) against 26.8 s, ratio 2.25.
 
+3 Dec 2026, a slow hour of the same host (the baseline at a third of the rate above): SQLite
+100,000: 3,493 /s against 11,758 /s, ratio 3.37; after insert_many and update_many became one
+statement per chunk on SQLite, 3,424 /s against 11,401 /s, ratio 3.33 (30,000 renewals, three A/B
+pairs: 3.84 → 3.64); PostgreSQL 100,000: 582 /s against 1,088 /s, ratio 1.87.
+
 (Earlier the baseline ran once, after the engine, on tables already holding the engine's rows;
 3 Dec with that method: SQLite 100,000 3.3-4.4, 1,000,000 3.29 in 204 s; PostgreSQL 1.90.)
 The baseline writes keys that sort in the order they are made, as the engine does. This
