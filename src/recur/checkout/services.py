@@ -205,7 +205,7 @@ def _after_buyer_attempt(attempt_id: int, payment: Payment) -> None:
 
     Status and dunning need nothing here: the engine's recorder makes a subscription active when
     its last unpaid invoice is paid, and a buyer's declined try (``buyer_initiated``) on a manual
-    invoice changes neither the cycle nor the status.
+    invoice, or on one written off, changes neither the cycle nor the status.
     """
     attempt = PaymentAttempt.objects.select_related("invoice").get(pk=attempt_id)
     invoice = attempt.invoice

@@ -16,8 +16,10 @@ On PostgreSQL many rows go in ONE statement whatever their number: ``INSERT …
 SELECT * FROM unnest(%s::type[], …)`` and ``UPDATE … FROM unnest(…)`` with one
 array parameter per column (as Django's bulk_create does since 5.0), typed from
 the table's catalog. Each statement is parsed and planned once, and a batch is
-one round trip instead of one execution per row. SQLite runs the row statement
-with ``executemany``, its fastest form (one prepared statement, a C loop).
+one round trip instead of one execution per row. SQLite takes a chunk of rows
+per statement too (up to 30,000 parameters): multi-row ``INSERT … VALUES`` and
+``WITH v(…) AS (VALUES …) UPDATE … FROM v``, which ran about twice and 1.25 times
+as fast as ``executemany`` of the row statement in a test of 100,000 rows.
 """
 
 from __future__ import annotations
