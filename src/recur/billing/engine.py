@@ -37,7 +37,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Min
 
-from recur.billing.models import BillingCycle, Invoice, InvoiceSequence, PaymentAttempt
+from recur.billing.models import TAKES_PAYMENTS, BillingCycle, Invoice, InvoiceSequence, PaymentAttempt
 from recur.core import account as account_store
 from recur.core import clock
 from recur.core.db import (
@@ -595,7 +595,7 @@ class _Recorder:
                                                       a["invoice__amount_paid"]]
         status, total, paid = state
         how = "succeeded after it was recorded as failed" if a.get("late") else "succeeded"
-        if status not in ("open", "uncollectible"):
+        if status not in TAKES_PAYMENTS:
             a["overpaid"] = status  # paid or void by now
             log.warning("Payment attempt %s (key %s) %s, but invoice %s is %s by now: nothing was due; refund the "
                         "%s %s by hand", a["id"], a["idempotency_key"], how, a["invoice__number"], status,

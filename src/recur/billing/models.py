@@ -17,6 +17,9 @@ from recur.subscriptions.models import PAYMENT_TERMS
 
 # Attempt statuses whose outcome is not known yet.
 IN_FLIGHT = ("started", "pending")
+# Invoice statuses that take a payment: an uncollectible invoice is no longer asked for, but a payment
+# that comes after all (booked by hand, paid on its page, a late charge) is taken on it.
+TAKES_PAYMENTS = ("open", "uncollectible")
 
 
 class InvoiceSequence(models.Model):

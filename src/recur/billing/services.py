@@ -15,7 +15,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils.translation import gettext as _
 
-from recur.billing.models import BillingCycle, Invoice, InvoiceLine, Payment, PaymentAttempt, Refund
+from recur.billing.models import (
+    TAKES_PAYMENTS, BillingCycle, Invoice, InvoiceLine, Payment, PaymentAttempt, Refund,
+)
 from recur.core import clock, records
 from recur.core.errors import Conflict, ValidationFailed, shown_amount
 from recur.payments.processor import get_processor
@@ -116,10 +118,6 @@ def record_manual_payment(actor, invoice: Invoice, amount: int, *, paid_on: dt.d
     return payment
 
 
-# An uncollectible invoice is no longer asked for, but a payment that comes after all is booked on it.
-TAKES_PAYMENTS = ("open", "uncollectible")
-
-
 def _lock_invoice(invoice: Invoice):
     """(invoice, its subscription or None), locked in the order the billing run, cancellation and the
     invoice payment page use: subscription, then billing cycle, then invoice (the other order
@@ -163,11 +161,6 @@ def settle_invoice_payment(invoice: Invoice, amount: int, payment: Payment, acto
         records.log(sub, None, actor, "updated", {"status": ["past_due", "active"]})
 
 
-def payment_in_flight(invoice: Invoice) -> PaymentAttempt | None:
-    """An attempt of this invoice whose outcome is not known yet (a charge under way, a pending bank debit)."""
-    return invoice.attempt_in_flight()
-
-
 VOIDABLE, WRITABLE_OFF = ("open", "uncollectible"), ("open",)
 
 
@@ -192,7 +185,7 @@ class InvoiceActions:
 
 
 def invoice_actions(invoice: Invoice) -> InvoiceActions:
-    in_flight = payment_in_flight(invoice) is not None
+    in_flight = invoice.attempt_in_flight() is not None
     return InvoiceActions(
         in_flight=in_flight,
         take_payment=not in_flight and invoice.status in TAKES_PAYMENTS and invoice.amount_unpaid > 0,
@@ -243,7 +236,7 @@ def _stop_collecting(actor, invoice: Invoice, status: str, allowed: tuple[str, .
 
 
 def _refuse_in_flight(invoice: Invoice) -> None:
-    if payment_in_flight(invoice) is not None:
+    if invoice.attempt_in_flight() is not None:
         raise Conflict(_("status: a payment of invoice %(number)s is in progress; try again when it has settled")
                        % {"number": invoice.number}, field="status", code="payment_in_flight")
 

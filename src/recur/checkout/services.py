@@ -28,9 +28,9 @@ from django.db.models import Max
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
+from recur.billing import services as billing
 from recur.billing.engine import install_id
-from recur.billing.models import BillingCycle, Invoice, Payment, PaymentAttempt
-from recur.billing.services import TAKES_PAYMENTS, payment_in_flight
+from recur.billing.models import TAKES_PAYMENTS, BillingCycle, Invoice, Payment, PaymentAttempt
 from recur.checkout import links
 from recur.core import clock, records
 from recur.core.errors import Conflict, NotFound, ServiceError, ValidationFailed
@@ -110,8 +110,7 @@ def accepted_methods(record) -> list[str]:
 def payable(invoice: Invoice) -> bool:
     """Whether the buyer can pay the invoice on its page now: an open invoice, or one written off as
     uncollectible (the buyer pays after all), with something unpaid and no payment under way."""
-    return (invoice.status in TAKES_PAYMENTS and invoice.accept_online_payments and invoice.amount_unpaid > 0
-            and payment_in_flight(invoice) is None)
+    return invoice.accept_online_payments and billing.invoice_actions(invoice).take_payment
 
 
 def _check_method(details: dict, allowed: list[str]) -> None:
@@ -143,7 +142,7 @@ def _start_invoice_attempt(invoice_id: int, details: dict, addresses: dict | Non
         raise Conflict(_("This invoice cannot be paid online"), code="online_payments_off")
     if invoice.amount_unpaid <= 0:  # an invoice written off may still be paid: what is left of it
         raise Conflict(_("Nothing is due on invoice %(number)s") % {"number": invoice.number}, code="paid")
-    if payment_in_flight(invoice) is not None:
+    if invoice.attempt_in_flight() is not None:
         raise Conflict(_("A payment of invoice %(number)s is already being processed") % {"number": invoice.number},
                        code="payment_in_progress")
     sub = Subscription.objects.filter(pk=invoice.subscription_id).first() if invoice.subscription_id else None

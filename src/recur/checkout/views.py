@@ -16,7 +16,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
 
 from recur.billing.pdf import address_lines, render_invoice_pdf
-from recur.billing.services import TAKES_PAYMENTS, payment_in_flight
+from recur.billing.models import TAKES_PAYMENTS
 from recur.checkout import services
 from recur.checkout.forms import InvoiceAddressForm, payment_form
 from recur.checkout.templatetags.checkout_tags import amount as fmt_amount
@@ -147,7 +147,7 @@ def invoice_page(request, token: str):
             entry, unavailable = card_entry(invoice.contact, accepted, invoice.currency)
             problem = problem or unavailable
         bounced = _bounced_debit(invoice) if can_pay and not declined else None
-    in_flight = payment_in_flight(invoice)
+    in_flight = invoice.attempt_in_flight()
     invoice.in_flight_ = in_flight is not None  # is_overdue need not ask again
     overdue = invoice.is_overdue(clock.today())
     context = {
