@@ -104,14 +104,12 @@ def subscription_new(request):
     if request.method != "POST":
         g = request.GET
         initial = {k: g.get(k) for k in ("contact", "company", "deal") if (g.get(k) or "").isdigit()}
-        if initial.get("contact") and not initial.get("company"):
-            company = _contact_company(initial["contact"])
+        contact = Contact.objects.filter(pk=initial["contact"]).first() if initial.get("contact") else None
+        if contact:
+            initial.update({k: getattr(contact, k) for k in wf.ADDRESS_FIELDS})
+            company = None if initial.get("company") else _contact_company(contact)
             if company:
                 initial["company"] = company.pk
-        if initial.get("contact"):
-            contact = Contact.objects.filter(pk=initial["contact"]).first()
-            if contact:
-                initial.update({k: getattr(contact, k) for k in wf.ADDRESS_FIELDS})
         form = wf.WizardForm(initial=initial)
         return _edit(request, form, wf.item_forms(None, 1, products), 1, {**ctx, "show_errors": False})
 
@@ -191,15 +189,14 @@ def contact_payment_methods(request, pk):
     from recur.payments.models import PaymentMethod
 
     rows = PaymentMethod.objects.filter(contact_id=pk, removed_at__isnull=True).order_by("-pk")
-    company = _contact_company(pk)  # the wizard fills it in, as ?contact= does
+    company = _contact_company(Contact.objects.filter(pk=pk).first())  # the wizard fills it in, as ?contact= does
     return JsonResponse({"items": [{"id": m.pk, "label": wf.method_label(m)} for m in rows],
                          "company": {"id": company.pk, "label": company.name} if company else None})
 
 
-def _contact_company(contact_id):
-    """The company the contact is associated with (the first), or None."""
+def _contact_company(contact):
+    """The company the contact (or None) is associated with (the first), or None."""
     from recur.core import records
 
-    contact = Contact.objects.filter(pk=contact_id).first()
     return records.associated(contact, "company").first() if contact else None
 
